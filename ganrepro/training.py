@@ -1,0 +1,93 @@
+"""Train a stack of seeds of one config in one framework: the framework-neutral driver.
+
+It draws everything with NumPy (weights, batches, evaluation inputs), hands the arrays to the
+twin of the chosen framework, and collects NumPy results. Nothing here imports a framework.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .config import ExperimentConfig
+from .impls import get_backend
+from .impls.interface import CURVES
+from .streams import DEFAULT_CHUNK, evaluation_inputs, pretraining, training_chunks
+from .weights import initial_weights
+
+
+@dataclass
+class TrainingOutput:
+    """What a run of S stacked seeds returns; every array has the seed axis first (or second for curves).
+
+    weights: final {"G": {...}, "D": {...}} (S, ...) arrays.
+    samples_grid: G(linspace(-8, 8, 10000)), (S, 10000). samples_uniform: G(U(-8, 8) draws).
+    boundary_x: the grid D is evaluated on (10000,); boundary: D on it, (S, 10000).
+    curve_steps: the recorded steps (every ``curve_interval`` steps and the last one);
+    curves: (len(curve_steps), S, 6) in the order of ``CURVES``.
+    timings: seconds spent in pretraining, training and evaluation.
+    """
+
+    config: ExperimentConfig
+    framework: str
+    weights: dict
+    samples_grid: np.ndarray
+    samples_uniform: np.ndarray
+    boundary_x: np.ndarray
+    boundary: np.ndarray
+    curve_steps: np.ndarray
+    curves: np.ndarray
+    timings: dict = field(default_factory=dict)
+    curve_names: tuple = CURVES
+
+
+def recorded_steps(iterations: int, interval: int) -> np.ndarray:
+    """Steps 0, k, 2k, ... and the final step iterations - 1."""
+    steps = np.arange(0, iterations, interval)
+    if steps[-1] != iterations - 1:
+        steps = np.append(steps, iterations - 1)
+    return steps
+
+
+def train(config: ExperimentConfig, framework: str, *, progress: Optional[Callable[[int, int], None]] = None,
+          max_chunk: int = DEFAULT_CHUNK, init: Optional[dict] = None) -> TrainingOutput:
+    """Train ``config.seeds`` as one stack in ``framework``; ``progress(done, total)`` after each chunk.
+
+    ``init`` replaces the seeds' initial weights ({"G", "D"[, "D_pre"]} as from ``initial_weights``);
+    the agreement tests use it to measure how a trajectory amplifies a tiny perturbation.
+    """
+    backend = get_backend(framework)
+    init = initial_weights(config) if init is None else init
+    timings = {}
+
+    t0 = time.perf_counter()
+    d_weights = backend.pretrain(config, init["D_pre"], pretraining(config)) if config.pretrain_steps else init["D"]
+    timings["pretrain_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    state = backend.init_state(config, init["G"], d_weights)
+    keep = recorded_steps(config.iterations, config.curve_interval)
+    pieces = []
+    for chunk in training_chunks(config, max_chunk):
+        state, curves = backend.train_chunk(config, state, chunk)
+        steps = np.arange(chunk.start, chunk.start + chunk.n_valid)
+        pieces.append(curves[:chunk.n_valid][np.isin(steps, keep)])
+        if progress:
+            progress(chunk.start + chunk.n_valid, config.iterations)
+    weights = backend.state_weights(state)
+    timings["train_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ev = evaluation_inputs(config)
+    out = TrainingOutput(
+        config=config, framework=framework, weights=weights,
+        samples_grid=backend.generate(config, weights["G"], ev.z_grid),
+        samples_uniform=backend.generate(config, weights["G"], ev.z_uniform),
+        boundary_x=ev.boundary_grid[0].copy(),
+        boundary=backend.discriminate(config, weights["D"], ev.boundary_grid),
+        curve_steps=keep, curves=np.concatenate(pieces), timings=timings,
+    )
+    timings["evaluate_s"] = time.perf_counter() - t0
+    return out

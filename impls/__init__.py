@@ -1,0 +1,41 @@
+"""The twin implementations, one module per framework behind one interface (``interface.py``).
+
+    torch_twin.py   PyTorch (eager)
+    tf_twin.py      TensorFlow (whole training loop compiled with XLA)
+    numpy_ref.py    float64 NumPy reference of every layer, loss and update (for the tests)
+
+Frameworks are imported only when asked for: ``get_backend("tf")`` is the first TensorFlow import.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+FRAMEWORKS = {"torch": ("torch", "ganrepro.impls.torch_twin"), "tf": ("tensorflow", "ganrepro.impls.tf_twin")}
+
+
+class BackendUnavailable(RuntimeError):
+    """The framework a backend needs is not installed."""
+
+
+def available(framework: str) -> bool:
+    """Whether ``framework``'s library is importable (checked without importing it)."""
+    return framework in FRAMEWORKS and importlib.util.find_spec(FRAMEWORKS[framework][0]) is not None
+
+
+def check_framework(framework: str) -> None:
+    """Raise ValueError for an unknown name, BackendUnavailable for a missing library."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; allowed: {', '.join(FRAMEWORKS)}")
+    if not available(framework):
+        lib = FRAMEWORKS[framework][0]
+        extra = "torch" if framework == "torch" else "tf"
+        raise BackendUnavailable(f"framework {framework!r} needs the package {lib!r}, which is not installed; "
+                                 f"install it with: pip install 'ganrepro[{extra}]'")
+
+
+def get_backend(framework: str) -> ModuleType:
+    """The twin module of ``framework`` ("torch" or "tf"), imported on first use."""
+    check_framework(framework)
+    return importlib.import_module(FRAMEWORKS[framework][1])

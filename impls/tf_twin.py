@@ -1,0 +1,306 @@
+"""The TensorFlow twin: PROTOCOLS.md sections 2-6 for a stack of S seeds, the loop compiled by XLA.
+
+Diff this file against ``torch_twin.py``: the two define the same functions in the same order and
+differ only in framework idioms. Every tensor carries a leading seed axis S; batches are (S, B).
+Where PyTorch runs a Python loop, this twin runs a ``tf.while_loop`` inside one
+``tf.function(jit_compile=True)`` per chunk shape.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders float sums; keep results bitwise stable
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from ganrepro.config import LOG_CLIP, ExperimentConfig  # noqa: E402
+from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS  # noqa: E402
+from ganrepro.streams import Chunk, Pretraining, pad_to_batches  # noqa: E402
+
+NAME = "tf"
+
+
+def configure() -> None:
+    """Deterministic kernels, no TF32, one intra-op thread (runs are parallel across processes)."""
+    tf.config.experimental.enable_op_determinism()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # the runtime was already initialised by the caller; keep its setting
+        pass
+
+
+configure()
+
+
+def versions() -> dict:
+    return {"tensorflow": tf.__version__, "numpy": np.__version__}
+
+
+def to_tensors(arrays: dict) -> dict:
+    return {k: tf.constant(v) for k, v in arrays.items()}
+
+
+def to_numpy(tensors: dict) -> dict:
+    return {k: np.array(v) for k, v in tensors.items()}
+
+
+# ---- layers ---------------------------------------------------------------------------------
+def linear(x, w, b):
+    """y = x W + b, batched over the leading axes: x (S, B, in), W (S, in, out), b (S, out)."""
+    return tf.matmul(x, w) + tf.expand_dims(b, -2)
+
+
+def softplus(x):
+    """softplus(x) = max(x, 0) + log1p(exp(-|x|)), the exact formula (no threshold cut-off)."""
+    return tf.maximum(x, 0) + tf.math.log1p(tf.exp(-tf.abs(x)))
+
+
+def activation(config: ExperimentConfig):
+    return tf.tanh if config.activation == "tanh" else tf.nn.relu
+
+
+def generator(p: dict, z):
+    """G(z) = linear(softplus(linear(z, h)), 1): z (S, B) -> (S, B)."""
+    h = softplus(linear(tf.expand_dims(z, -1), p["g0.w"], p["g0.b"]))
+    return tf.squeeze(linear(h, p["g1.w"], p["g1.b"]), -1)
+
+
+def minibatch_features(f, w, b, config: ExperimentConfig):
+    """o(i)_k = sum_j exp(-(d_k(i, j) + s [i == j])), d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]|.
+
+    M = linear(f, K*C) reshaped to (S, B, K, C); s = 1 ("exp-1"), 0 ("exp0") or inf ("none").
+    Returns (S, B, K).
+    """
+    m = linear(f, w, b)
+    m = tf.reshape(m, tf.concat([tf.shape(m)[:-1], [config.mbd_kernels, config.mbd_dims]], 0))
+    dist = tf.reduce_sum(tf.abs(tf.expand_dims(m, -3) - tf.expand_dims(m, -4)), -1)  # (S, B_i, B_j, K)
+    eye = tf.expand_dims(tf.eye(f.shape[-2], dtype=f.dtype), -1)  # (B_i, B_j, 1)
+    if config.mbd_self_term == "exp-1":
+        kernel = tf.exp(-(dist + eye))
+    elif config.mbd_self_term == "exp0":
+        kernel = tf.exp(-dist)
+    else:
+        kernel = tf.exp(-dist) * (1 - eye)
+    return tf.reduce_sum(kernel, -2)
+
+
+def discriminator(p: dict, x, config: ExperimentConfig):
+    """D(x) -> (probability (S, B), last hidden layer f (S, B, F)); PROTOCOLS.md section 2."""
+    act = activation(config)
+    h = act(linear(tf.expand_dims(x, -1), p["d0.w"], p["d0.b"]))
+    h = act(linear(h, p["d1.w"], p["d1.b"]))
+    if config.minibatch:
+        f = tf.concat([h, minibatch_features(h, p["mbd.w"], p["mbd.b"], config)], axis=-1)
+    else:
+        f = act(linear(h, p["d2.w"], p["d2.b"]))
+    return tf.sigmoid(tf.squeeze(linear(f, p["out.w"], p["out.b"]), -1)), f
+
+
+# ---- losses ---------------------------------------------------------------------------------
+def log(t, config: ExperimentConfig):
+    """log(t), or log(max(t, 1e-5)) in protocol 2017."""
+    return tf.math.log(tf.maximum(t, LOG_CLIP)) if config.clip_log else tf.math.log(t)
+
+
+def d_loss(d_real, d_fake, config):
+    """Per seed: mean_B(-log D(x) - log(1 - D(G(z))))."""
+    return tf.reduce_mean(-log(d_real, config) - log(1 - d_fake, config), -1)
+
+
+def g_loss(d_fake, config):
+    """Per seed, non-saturating: mean_B(-log D(G(z)))."""
+    return tf.reduce_mean(-log(d_fake, config), -1)
+
+
+def pretrain_loss(d_out, labels):
+    """Per seed: mean_B((D_pre(d) - labels)^2)."""
+    return tf.reduce_mean((d_out - labels) ** 2, -1)
+
+
+# ---- optimizers -----------------------------------------------------------------------------
+def gd_update(params: dict, grads: dict, lr):
+    """theta <- theta - lr_t * g."""
+    return {k: params[k] - lr * grads[k] for k in params}
+
+
+def adam_update(params: dict, grads: dict, slots: dict, lr):
+    """TF1 Adam with alpha_t = lr (precomputed): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    theta <- theta - alpha_t * m / (sqrt(v) + eps)."""
+    new_params, new_slots = {}, {}
+    for k, p in params.items():
+        g = grads[k]
+        m, v = slots[k]
+        m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
+        v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * (g * g)
+        new_params[k] = p - lr * m / (tf.sqrt(v) + ADAM_EPS)
+        new_slots[k] = (m, v)
+    return new_params, new_slots
+
+
+def apply_update(config, params, grads, slots, lr):
+    if config.optimizer == "adam_tf1":
+        return adam_update(params, grads, slots, lr)
+    return gd_update(params, grads, lr), slots
+
+
+def zero_slots(config, params: dict) -> dict:
+    if config.optimizer != "adam_tf1":
+        return {}
+    return {k: (tf.zeros_like(v), tf.zeros_like(v)) for k, v in params.items()}
+
+
+def grad_norm(grads: list):
+    """Per seed L2 norm over all entries of the listed (S, ...) tensors."""
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(g * g, [tf.shape(g)[0], -1]), -1) for g in grads]))
+
+
+# ---- training -------------------------------------------------------------------------------
+def d_step(config, g_params, d_params, d_slots, x, z, lr):
+    """D's update: L_D at (x, G(z)); returns new D weights and slots, loss/D, loss/real, loss/fake."""
+    fake = tf.stop_gradient(generator(g_params, z))
+    with tf.GradientTape() as tape:
+        tape.watch(list(d_params.values()))
+        d_real, _ = discriminator(d_params, x, config)
+        d_fake, _ = discriminator(d_params, fake, config)
+        loss = d_loss(d_real, d_fake, config)
+        total = tf.reduce_sum(loss)
+    grads = tape.gradient(total, list(d_params.values()))
+    new_params, new_slots = apply_update(config, d_params, dict(zip(d_params, grads)), d_slots, lr)
+    loss_real = tf.reduce_mean(-log(d_real, config), -1)
+    loss_fake = tf.reduce_mean(-log(1 - d_fake, config), -1)
+    return new_params, new_slots, loss, loss_real, loss_fake
+
+
+def g_step(config, g_params, g_slots, d_params, z, lr):
+    """G's update: L_G at G(z); returns new G weights and slots, loss/G, norms/G, norms/D."""
+    with tf.GradientTape() as tape:
+        tape.watch(list(g_params.values()))
+        fake = generator(g_params, z)
+        d_fake, _ = discriminator(d_params, fake, config)
+        loss = g_loss(d_fake, config)
+        total = tf.reduce_sum(loss)
+    *grads, grad_fake = tape.gradient(total, [*g_params.values(), fake])
+    new_params, new_slots = apply_update(config, g_params, dict(zip(g_params, grads)), g_slots, lr)
+    norms_g = grad_norm(grads)
+    norms_d = tf.sqrt(tf.reduce_sum(grad_fake * grad_fake, -1))
+    return new_params, new_slots, loss, norms_g, norms_d
+
+
+_COMPILED: dict = {}
+
+
+def compiled(kind: str, config: ExperimentConfig, build):
+    """One XLA-compiled function per (kind, config without seeds); XLA caches per input shape."""
+    key = (kind, config.with_seeds((0,)))
+    if key not in _COMPILED:
+        _COMPILED[key] = tf.function(build(config), jit_compile=True, autograph=False)
+    return _COMPILED[key]
+
+
+def build_pretrain_loop(config):
+    def loop(params, inputs, labels, lrs):
+        def body(t, params):
+            with tf.GradientTape() as tape:
+                tape.watch(list(params.values()))
+                d_out, _ = discriminator(params, tf.gather(inputs, t), config)
+                total = tf.reduce_sum(pretrain_loss(d_out, tf.gather(labels, t)))
+            grads = tape.gradient(total, list(params.values()))
+            return t + 1, gd_update(params, dict(zip(params, grads)), tf.gather(lrs, t))
+
+        _, params = tf.while_loop(lambda t, _: t < tf.shape(inputs)[0], body, (tf.constant(0), params))
+        return params
+    return loop
+
+
+def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> dict:
+    """Protocol 2016: P steps of gradient descent on mean((D_pre(d) - pdf(d))^2)."""
+    loop = compiled("pretrain", config, build_pretrain_loop)
+    return to_numpy(loop(to_tensors(d_weights), tf.constant(data.inputs), tf.constant(data.labels),
+                         tf.constant(data.lr)))
+
+
+def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> dict:
+    g, d = to_tensors(g_weights), to_tensors(d_weights)
+    return {"G": g, "D": d, "G_slots": zero_slots(config, g), "D_slots": zero_slots(config, d)}
+
+
+def build_train_loop(config):
+    def loop(state, x, z_d, z_g, lr_d, lr_g, n_valid):
+        def body(i, state, curves):
+            g, d, g_slots, d_slots = state["G"], state["D"], state["G_slots"], state["D_slots"]
+            d, d_slots, loss_d, loss_real, loss_fake = d_step(
+                config, g, d, d_slots, tf.gather(x, i), tf.gather(z_d, i), tf.gather(lr_d, i))
+            g, g_slots, loss_g, norms_g, norms_d = g_step(config, g, g_slots, d, tf.gather(z_g, i),
+                                                          tf.gather(lr_g, i))
+            row = tf.stack([loss_d, loss_g, loss_real, loss_fake, norms_g, norms_d], axis=-1)
+            curves = tf.tensor_scatter_nd_update(curves, [[i]], row[None])
+            return i + 1, {"G": g, "D": d, "G_slots": g_slots, "D_slots": d_slots}, curves
+
+        curves = tf.zeros([tf.shape(x)[0], tf.shape(x)[1], 6], dtype=x.dtype)
+        _, state, curves = tf.while_loop(lambda i, *_: i < n_valid, body, (tf.constant(0), state, curves))
+        return state, curves
+    return loop
+
+
+def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
+    """Run the chunk's valid steps; curves (L, S, 6) in the order of ``interface.CURVES``."""
+    loop = compiled("train", config, build_train_loop)
+    state, curves = loop(state, *(tf.constant(a) for a in (chunk.x, chunk.z_d, chunk.z_g, chunk.lr_d, chunk.lr_g)),
+                         tf.constant(chunk.n_valid))
+    return state, curves.numpy()
+
+
+def state_weights(state: dict) -> dict:
+    return {"G": to_numpy(state["G"]), "D": to_numpy(state["D"])}
+
+
+# ---- evaluation and the agreement ladder ----------------------------------------------------
+def generate(config: ExperimentConfig, g_weights: dict, z: np.ndarray) -> np.ndarray:
+    return generator(to_tensors(g_weights), tf.constant(z)).numpy()
+
+
+def discriminate(config: ExperimentConfig, d_weights: dict, x: np.ndarray) -> np.ndarray:
+    """D on (S, N) points, in consecutive batches of B (an extra batch axis after S)."""
+    n = x.shape[1]
+    batches = tf.constant(pad_to_batches(x, config.batch_size))  # (S, nb, B)
+    params = {k: tf.expand_dims(v, 1) for k, v in to_tensors(d_weights).items()}  # broadcast over nb
+    prob, _ = discriminator(params, batches, config)
+    return tf.reshape(prob, [x.shape[0], -1])[:, :n].numpy()
+
+
+def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
+    """Forward values, losses and gradients at fixed weights and inputs (see ``interface``)."""
+    g, d = to_tensors(g_weights), to_tensors(d_weights)
+    x, z = tf.constant(x), tf.constant(z)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([*g.values(), *d.values()])
+        g_out = generator(g, z)
+        d_real, f_real = discriminator(d, x, config)
+        d_fake, f_fake = discriminator(d, g_out, config)
+        loss_d, loss_g = d_loss(d_real, d_fake, config), g_loss(d_fake, config)
+        total_d, total_g = tf.reduce_sum(loss_d), tf.reduce_sum(loss_g)
+    grads_d = tape.gradient(total_d, list(d.values()))
+    *grads_g, grad_g_out = tape.gradient(total_g, [*g.values(), g_out])
+    out = {
+        "g_out": g_out, "d_real": d_real, "d_fake": d_fake, "f_real": f_real, "f_fake": f_fake,
+        "loss_d": loss_d, "loss_g": loss_g,
+        "loss_real": tf.reduce_mean(-log(d_real, config), -1),
+        "loss_fake": tf.reduce_mean(-log(1 - d_fake, config), -1),
+        "grad_g_out": grad_g_out,
+    }
+    out.update({f"grad_d/{k}": v for k, v in zip(d, grads_d)})
+    out.update({f"grad_g/{k}": v for k, v in zip(g, grads_g)})
+    return to_numpy(out)
+
+
+def optimizer_update(config, params: dict, grads: dict, slots: dict, lr: float):
+    """One update of the protocol's optimizer on NumPy arrays; slots: name -> (m, v) or {}."""
+    p, gr = to_tensors(params), to_tensors(grads)
+    s = {k: (tf.constant(m), tf.constant(v)) for k, (m, v) in slots.items()}
+    lr = tf.constant(lr, dtype=next(iter(p.values())).dtype)
+    new_p, new_s = apply_update(config, p, gr, s, lr)
+    return to_numpy(new_p), {k: (m.numpy(), v.numpy()) for k, (m, v) in new_s.items()}

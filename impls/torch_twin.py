@@ -1,0 +1,262 @@
+"""The PyTorch twin: PROTOCOLS.md sections 2-6 for a stack of S seeds, in eager PyTorch.
+
+Diff this file against ``tf_twin.py``: the two define the same functions in the same order and
+differ only in framework idioms. Every tensor carries a leading seed axis S; batches are (S, B).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ganrepro.config import LOG_CLIP, ExperimentConfig
+from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
+from ganrepro.streams import Chunk, Pretraining, pad_to_batches
+
+NAME = "torch"
+
+
+def configure() -> None:
+    """Deterministic kernels, no TF32, one intra-op thread (runs are parallel across processes)."""
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_num_threads(1)
+
+
+configure()
+
+
+def versions() -> dict:
+    return {"torch": torch.__version__, "numpy": np.__version__}
+
+
+def to_tensors(arrays: dict) -> dict:
+    return {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+
+
+def to_numpy(tensors: dict) -> dict:
+    return {k: v.detach().numpy().copy() for k, v in tensors.items()}
+
+
+# ---- layers ---------------------------------------------------------------------------------
+def linear(x, w, b):
+    """y = x W + b, batched over the leading axes: x (S, B, in), W (S, in, out), b (S, out)."""
+    return torch.matmul(x, w) + b.unsqueeze(-2)
+
+
+def softplus(x):
+    """softplus(x) = max(x, 0) + log1p(exp(-|x|)), the exact formula (no threshold cut-off)."""
+    return torch.clamp(x, min=0) + torch.log1p(torch.exp(-torch.abs(x)))
+
+
+def activation(config: ExperimentConfig):
+    return torch.tanh if config.activation == "tanh" else torch.relu
+
+
+def generator(p: dict, z):
+    """G(z) = linear(softplus(linear(z, h)), 1): z (S, B) -> (S, B)."""
+    h = softplus(linear(z.unsqueeze(-1), p["g0.w"], p["g0.b"]))
+    return linear(h, p["g1.w"], p["g1.b"]).squeeze(-1)
+
+
+def minibatch_features(f, w, b, config: ExperimentConfig):
+    """o(i)_k = sum_j exp(-(d_k(i, j) + s [i == j])), d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]|.
+
+    M = linear(f, K*C) reshaped to (S, B, K, C); s = 1 ("exp-1"), 0 ("exp0") or inf ("none").
+    Returns (S, B, K).
+    """
+    m = linear(f, w, b).unflatten(-1, (config.mbd_kernels, config.mbd_dims))
+    dist = (m.unsqueeze(-3) - m.unsqueeze(-4)).abs().sum(-1)  # (S, B_i, B_j, K)
+    eye = torch.eye(f.shape[-2], dtype=f.dtype).unsqueeze(-1)  # (B_i, B_j, 1)
+    if config.mbd_self_term == "exp-1":
+        kernel = torch.exp(-(dist + eye))
+    elif config.mbd_self_term == "exp0":
+        kernel = torch.exp(-dist)
+    else:
+        kernel = torch.exp(-dist) * (1 - eye)
+    return kernel.sum(-2)
+
+
+def discriminator(p: dict, x, config: ExperimentConfig):
+    """D(x) -> (probability (S, B), last hidden layer f (S, B, F)); PROTOCOLS.md section 2."""
+    act = activation(config)
+    h = act(linear(x.unsqueeze(-1), p["d0.w"], p["d0.b"]))
+    h = act(linear(h, p["d1.w"], p["d1.b"]))
+    if config.minibatch:
+        f = torch.cat([h, minibatch_features(h, p["mbd.w"], p["mbd.b"], config)], dim=-1)
+    else:
+        f = act(linear(h, p["d2.w"], p["d2.b"]))
+    return torch.sigmoid(linear(f, p["out.w"], p["out.b"]).squeeze(-1)), f
+
+
+# ---- losses ---------------------------------------------------------------------------------
+def log(t, config: ExperimentConfig):
+    """log(t), or log(max(t, 1e-5)) in protocol 2017."""
+    return torch.log(torch.clamp(t, min=LOG_CLIP)) if config.clip_log else torch.log(t)
+
+
+def d_loss(d_real, d_fake, config):
+    """Per seed: mean_B(-log D(x) - log(1 - D(G(z))))."""
+    return (-log(d_real, config) - log(1 - d_fake, config)).mean(-1)
+
+
+def g_loss(d_fake, config):
+    """Per seed, non-saturating: mean_B(-log D(G(z)))."""
+    return (-log(d_fake, config)).mean(-1)
+
+
+def pretrain_loss(d_out, labels):
+    """Per seed: mean_B((D_pre(d) - labels)^2)."""
+    return ((d_out - labels) ** 2).mean(-1)
+
+
+# ---- optimizers -----------------------------------------------------------------------------
+def gd_update(params: dict, grads: dict, lr):
+    """theta <- theta - lr_t * g."""
+    return {k: params[k] - lr * grads[k] for k in params}
+
+
+def adam_update(params: dict, grads: dict, slots: dict, lr):
+    """TF1 Adam with alpha_t = lr (precomputed): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+    theta <- theta - alpha_t * m / (sqrt(v) + eps)."""
+    new_params, new_slots = {}, {}
+    for k, p in params.items():
+        g = grads[k]
+        m, v = slots[k]
+        m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
+        v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * (g * g)
+        new_params[k] = p - lr * m / (torch.sqrt(v) + ADAM_EPS)
+        new_slots[k] = (m, v)
+    return new_params, new_slots
+
+
+def apply_update(config, params, grads, slots, lr):
+    if config.optimizer == "adam_tf1":
+        return adam_update(params, grads, slots, lr)
+    return gd_update(params, grads, lr), slots
+
+
+def zero_slots(config, params: dict) -> dict:
+    if config.optimizer != "adam_tf1":
+        return {}
+    return {k: (torch.zeros_like(v), torch.zeros_like(v)) for k, v in params.items()}
+
+
+def grad_norm(grads: list):
+    """Per seed L2 norm over all entries of the listed (S, ...) tensors."""
+    return torch.sqrt(sum((g * g).flatten(1).sum(-1) for g in grads))
+
+
+# ---- training -------------------------------------------------------------------------------
+def d_step(config, g_params, d_params, d_slots, x, z, lr):
+    """D's update: L_D at (x, G(z)); returns new D weights and slots, loss/D, loss/real, loss/fake."""
+    d_params = {k: v.detach().requires_grad_(True) for k, v in d_params.items()}
+    with torch.no_grad():
+        fake = generator(g_params, z)
+    d_real, _ = discriminator(d_params, x, config)
+    d_fake, _ = discriminator(d_params, fake, config)
+    loss = d_loss(d_real, d_fake, config)
+    grads = torch.autograd.grad(loss.sum(), list(d_params.values()))
+    with torch.no_grad():
+        new_params, new_slots = apply_update(config, d_params, dict(zip(d_params, grads)), d_slots, lr)
+        loss_real = (-log(d_real, config)).mean(-1)
+        loss_fake = (-log(1 - d_fake, config)).mean(-1)
+    return new_params, new_slots, loss.detach(), loss_real, loss_fake
+
+
+def g_step(config, g_params, g_slots, d_params, z, lr):
+    """G's update: L_G at G(z); returns new G weights and slots, loss/G, norms/G, norms/D."""
+    g_params = {k: v.detach().requires_grad_(True) for k, v in g_params.items()}
+    fake = generator(g_params, z)
+    d_fake, _ = discriminator(d_params, fake, config)
+    loss = g_loss(d_fake, config)
+    *grads, grad_fake = torch.autograd.grad(loss.sum(), [*g_params.values(), fake])
+    with torch.no_grad():
+        new_params, new_slots = apply_update(config, g_params, dict(zip(g_params, grads)), g_slots, lr)
+        norms_g = grad_norm(grads)
+        norms_d = torch.sqrt((grad_fake * grad_fake).sum(-1))
+    return new_params, new_slots, loss.detach(), norms_g, norms_d
+
+
+def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> dict:
+    """Protocol 2016: P steps of gradient descent on mean((D_pre(d) - pdf(d))^2)."""
+    params = to_tensors(d_weights)
+    inputs, labels, lrs = torch.from_numpy(data.inputs), torch.from_numpy(data.labels), data.lr.tolist()
+    for t in range(inputs.shape[0]):
+        params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        d_out, _ = discriminator(params, inputs[t], config)
+        grads = torch.autograd.grad(pretrain_loss(d_out, labels[t]).sum(), list(params.values()))
+        with torch.no_grad():
+            params = gd_update(params, dict(zip(params, grads)), lrs[t])
+    return to_numpy(params)
+
+
+def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> dict:
+    g, d = to_tensors(g_weights), to_tensors(d_weights)
+    return {"G": g, "D": d, "G_slots": zero_slots(config, g), "D_slots": zero_slots(config, d)}
+
+
+def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
+    """Run the chunk's valid steps; curves (L, S, 6) in the order of ``interface.CURVES``."""
+    x, z_d, z_g = (torch.from_numpy(a) for a in (chunk.x, chunk.z_d, chunk.z_g))
+    lr_d, lr_g = chunk.lr_d.tolist(), chunk.lr_g.tolist()
+    g, d, g_slots, d_slots = state["G"], state["D"], state["G_slots"], state["D_slots"]
+    curves = torch.zeros(x.shape[0], x.shape[1], 6, dtype=x.dtype)
+    for i in range(chunk.n_valid):
+        d, d_slots, loss_d, loss_real, loss_fake = d_step(config, g, d, d_slots, x[i], z_d[i], lr_d[i])
+        g, g_slots, loss_g, norms_g, norms_d = g_step(config, g, g_slots, d, z_g[i], lr_g[i])
+        curves[i] = torch.stack([loss_d, loss_g, loss_real, loss_fake, norms_g, norms_d], dim=-1)
+    return {"G": g, "D": d, "G_slots": g_slots, "D_slots": d_slots}, curves.numpy()
+
+
+def state_weights(state: dict) -> dict:
+    return {"G": to_numpy(state["G"]), "D": to_numpy(state["D"])}
+
+
+# ---- evaluation and the agreement ladder ----------------------------------------------------
+def generate(config: ExperimentConfig, g_weights: dict, z: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return generator(to_tensors(g_weights), torch.from_numpy(z)).numpy()
+
+
+def discriminate(config: ExperimentConfig, d_weights: dict, x: np.ndarray) -> np.ndarray:
+    """D on (S, N) points, in consecutive batches of B (an extra batch axis after S)."""
+    n = x.shape[1]
+    batches = torch.from_numpy(pad_to_batches(x, config.batch_size))  # (S, nb, B)
+    params = {k: v.unsqueeze(1) for k, v in to_tensors(d_weights).items()}  # broadcast over nb
+    with torch.no_grad():
+        prob, _ = discriminator(params, batches, config)
+    return prob.reshape(x.shape[0], -1)[:, :n].numpy()
+
+
+def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
+    """Forward values, losses and gradients at fixed weights and inputs (see ``interface``)."""
+    g, d = to_tensors(g_weights), to_tensors(d_weights)
+    for v in (*g.values(), *d.values()):
+        v.requires_grad_(True)
+    x, z = torch.from_numpy(x), torch.from_numpy(z)
+    g_out = generator(g, z)
+    d_real, f_real = discriminator(d, x, config)
+    d_fake, f_fake = discriminator(d, g_out, config)
+    loss_d, loss_g = d_loss(d_real, d_fake, config), g_loss(d_fake, config)
+    grads_d = torch.autograd.grad(loss_d.sum(), list(d.values()), retain_graph=True)
+    *grads_g, grad_g_out = torch.autograd.grad(loss_g.sum(), [*g.values(), g_out])
+    out = {
+        "g_out": g_out, "d_real": d_real, "d_fake": d_fake, "f_real": f_real, "f_fake": f_fake,
+        "loss_d": loss_d, "loss_g": loss_g,
+        "loss_real": (-log(d_real, config)).mean(-1), "loss_fake": (-log(1 - d_fake, config)).mean(-1),
+        "grad_g_out": grad_g_out,
+    }
+    out.update({f"grad_d/{k}": v for k, v in zip(d, grads_d)})
+    out.update({f"grad_g/{k}": v for k, v in zip(g, grads_g)})
+    return to_numpy(out)
+
+
+def optimizer_update(config, params: dict, grads: dict, slots: dict, lr: float):
+    """One update of the protocol's optimizer on NumPy arrays; slots: name -> (m, v) or {}."""
+    p, gr = to_tensors(params), to_tensors(grads)
+    s = {k: (torch.from_numpy(np.array(m)), torch.from_numpy(np.array(v))) for k, (m, v) in slots.items()}
+    with torch.no_grad():
+        new_p, new_s = apply_update(config, p, gr, s, lr)
+    return to_numpy(new_p), {k: (m.numpy().copy(), v.numpy().copy()) for k, (m, v) in new_s.items()}
+
