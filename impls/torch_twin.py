@@ -5,18 +5,34 @@ differ only in framework idioms. Every tensor carries a leading seed axis S; bat
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
+import os
+import warnings
 
-from ganrepro.config import LOG_CLIP, ExperimentConfig
-from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
-from ganrepro.streams import Chunk, Pretraining, pad_to_batches
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")  # one rounding path per element: see configure()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ganrepro.config import LOG_CLIP, ExperimentConfig  # noqa: E402
+from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS  # noqa: E402
+from ganrepro.streams import Chunk, Pretraining, pad_to_batches  # noqa: E402
 
 NAME = "torch"
 
 
 def configure() -> None:
-    """Deterministic kernels, no TF32, one intra-op thread (runs are parallel across processes)."""
+    """Deterministic kernels, no TF32, one intra-op thread (runs are parallel across processes).
+
+    ATen's SIMD kernels compute the tail of a tensor that does not fill a whole vector with
+    scalar code whose rounding differs from the vector code's; a seed's numbers would then depend
+    on where it sits in the stack. ``ATEN_CPU_CAPABILITY=default`` (set before torch is imported,
+    see the top of this module) makes every element take the same path; at these tensor sizes it
+    costs little. If torch was imported earlier with SIMD kernels, results stay deterministic but
+    a seed alone and the same seed in a stack may differ in the last bits: we warn.
+    """
+    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":
+        warnings.warn("torch was imported before ganrepro set ATEN_CPU_CAPABILITY=default: runs are "
+                      "deterministic, but a seed's last bits may depend on its stack", RuntimeWarning, stacklevel=2)
     torch.use_deterministic_algorithms(True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -66,7 +82,10 @@ def minibatch_features(f, w, b, config: ExperimentConfig):
     Returns (S, B, K).
     """
     m = linear(f, w, b).unflatten(-1, (config.mbd_kernels, config.mbd_dims))
-    dist = (m.unsqueeze(-3) - m.unsqueeze(-4)).abs().sum(-1)  # (S, B_i, B_j, K)
+    cols = m.unbind(-1)  # C tensors (S, B, K)
+    dist = (cols[0].unsqueeze(-2) - cols[0].unsqueeze(-3)).abs()  # (S, B_i, B_j, K), summed over c
+    for col in cols[1:]:  # in order; no (S, B, B, K, C) tensor is materialised
+        dist = dist + (col.unsqueeze(-2) - col.unsqueeze(-3)).abs()
     eye = torch.eye(f.shape[-2], dtype=f.dtype).unsqueeze(-1)  # (B_i, B_j, 1)
     if config.mbd_self_term == "exp-1":
         kernel = torch.exp(-(dist + eye))
@@ -112,22 +131,24 @@ def pretrain_loss(d_out, labels):
 
 # ---- optimizers -----------------------------------------------------------------------------
 def gd_update(params: dict, grads: dict, lr):
-    """theta <- theta - lr_t * g."""
-    return {k: params[k] - lr * grads[k] for k in params}
+    """theta <- theta - lr_t * g (one multi-tensor kernel call per operation)."""
+    names = list(params)
+    new = torch._foreach_sub([params[k] for k in names], torch._foreach_mul([grads[k] for k in names], lr))
+    return dict(zip(names, new))
 
 
 def adam_update(params: dict, grads: dict, slots: dict, lr):
     """TF1 Adam with alpha_t = lr (precomputed): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-    theta <- theta - alpha_t * m / (sqrt(v) + eps)."""
-    new_params, new_slots = {}, {}
-    for k, p in params.items():
-        g = grads[k]
-        m, v = slots[k]
-        m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
-        v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * (g * g)
-        new_params[k] = p - lr * m / (torch.sqrt(v) + ADAM_EPS)
-        new_slots[k] = (m, v)
-    return new_params, new_slots
+    theta <- theta - alpha_t * m / (sqrt(v) + eps), as multi-tensor (foreach) kernel calls."""
+    names = list(params)
+    p, g = [params[k] for k in names], [grads[k] for k in names]
+    m = torch._foreach_add(torch._foreach_mul([slots[k][0] for k in names], ADAM_BETA1),
+                           torch._foreach_mul(g, 1 - ADAM_BETA1))
+    v = torch._foreach_add(torch._foreach_mul([slots[k][1] for k in names], ADAM_BETA2),
+                           torch._foreach_mul(torch._foreach_mul(g, g), 1 - ADAM_BETA2))
+    denom = torch._foreach_add(torch._foreach_sqrt(v), ADAM_EPS)
+    new = torch._foreach_sub(p, torch._foreach_div(torch._foreach_mul(m, lr), denom))
+    return dict(zip(names, new)), {k: (m[i], v[i]) for i, k in enumerate(names)}
 
 
 def apply_update(config, params, grads, slots, lr):
@@ -144,7 +165,8 @@ def zero_slots(config, params: dict) -> dict:
 
 def grad_norm(grads: list):
     """Per seed L2 norm over all entries of the listed (S, ...) tensors."""
-    return torch.sqrt(sum((g * g).flatten(1).sum(-1) for g in grads))
+    flat = torch.cat([g.flatten(1) for g in grads], dim=1)
+    return torch.sqrt((flat * flat).sum(-1))
 
 
 # ---- training -------------------------------------------------------------------------------

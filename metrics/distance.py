@@ -74,7 +74,7 @@ def _sum_abs_level_minus_phi(u: np.ndarray, v: np.ndarray, k: np.ndarray) -> flo
 
 
 def wasserstein1(samples, *, mu: float = MU, sigma: float = SIGMA) -> float:
-    """Wasserstein-1 distance between the empirical distribution and the exact target N(mu, sigma^2).
+    """Wasserstein-1 distance between the samples' empirical distribution and exact N(mu, sigma^2).
 
     W1 = int_R |F_n(x) - Phi((x - mu) / sigma)| dx = sigma * int_R |F_n(z) - Phi(z)| dz,
 
@@ -105,7 +105,8 @@ def wasserstein1(samples, *, mu: float = MU, sigma: float = SIGMA) -> float:
         z = np.sort((x - mu) / sigma)
     if not all_finite(z):
         return math.nan
-    with np.errstate(over="ignore"):  # z*z in phi(z) overflows (harmlessly, to phi = 0) for |z| > 1e154
+    # z*z in phi(z) overflows (harmlessly, to phi = 0) for |z| > 1e154.
+    with np.errstate(over="ignore"):
         return sigma * _w1_standardized(z)
 
 

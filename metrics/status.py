@@ -34,7 +34,7 @@ sigma) classified as "ok", where the metrics quantify it.
 
 
 def sample_std(samples) -> float:
-    """Population standard deviation sqrt(mean((x - mean(x))^2)) (ddof = 0); NaN if any x is non-finite.
+    """Population std sqrt(mean((x - mean(x))^2)) (ddof = 0); NaN if any x is non-finite.
 
     Overflow for absurdly large finite samples (|x| > ~1e154) gives inf, without a warning.
     """

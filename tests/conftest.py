@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")  # as ganrepro.impls.torch_twin sets it
+
 import numpy as np
 import pytest
 

@@ -168,11 +168,16 @@ def test_tiny_run_json(framework, protocol, minibatch, capsys):
     assert [r["seed"] for r in doc["runs"]] == [0, 1]
     for r in doc["runs"]:
         assert r["status"] in STATUSES and r["metrics"]["status"] == r["status"]
-        assert METRIC_KEYS <= set(r["metrics"])
-        finite = ("ks", "w1", "mean", "std") + (("kde_ll", "kde_ll_stderr") if r["status"] == "ok" else ())
-        for key in finite:
-            value = r["metrics"][key]
-            assert isinstance(value, float) and math.isfinite(value), (key, value)
+        assert set(r["metrics"]) == METRIC_KEYS
+        numbers = {k: v for k, v in r["metrics"].items() if k != "status"}
+        if r["status"] == "diverged":
+            # A diverged G (non-finite output; protocol 2016 with minibatch discrimination does
+            # this within 20 steps for seed 1) has no metrics: NaN, written as JSON null.
+            assert all(v is None for v in numbers.values()), numbers
+        else:
+            for key, value in numbers.items():
+                assert isinstance(value, float) and math.isfinite(value), (key, value)
+    assert any(r["status"] != "diverged" for r in doc["runs"])
     # Two different seeds train differently.
     assert doc["runs"][0]["metrics"]["mean"] != doc["runs"][1]["metrics"]["mean"]
 

@@ -1,0 +1,20 @@
+"""ganrepro: the reproducibility benchmark suite for GAN training techniques.
+
+One spec, two backends. This package holds the framework-free spec and driver:
+
+    config.py     ExperimentConfig: the immutable value that names an experiment
+    seeding.py    one NumPy generator per (run seed, purpose)
+    sampling.py   target, stratified noise, pretraining data (PROTOCOLS.md sections 1, 6)
+    weights.py    NumPy-drawn initial weights in a fixed parameter order
+    schedules.py  learning-rate schedules, precomputed (section 5)
+    streams.py    batch chunks for the training loops, evaluation inputs
+    training.py   train(config, framework): drives a twin, returns NumPy results
+    records.py    per-seed records, metrics, saving runs
+    cli.py        the ``ganrepro`` command
+
+Sub-packages installed from the repository's top-level folders:
+``ganrepro.impls`` (impls/: the PyTorch and TensorFlow twins, the NumPy reference) and
+``ganrepro.metrics`` (metrics/: KS, W1, KDE log-likelihood, status, floor).
+"""
+
+__version__ = "0.1.0"
