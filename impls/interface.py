@@ -8,7 +8,7 @@ Weights are dicts name -> array with a leading seed axis S (names and shapes fro
     pretrain(config, d_weights, pretraining) -> d_weights
     init_state(config, g_weights, d_weights) -> state   (framework tensors; opaque)
     train_chunk(config, state, chunk) -> (state, curves (L, S, 6) over CURVES)
-    state_weights(state) -> {"G": g_weights, "D": d_weights}
+    state_weights(config, state) -> {"G": g_weights, "D": d_weights}
     generate(config, g_weights, z (S, N)) -> G(z) (S, N)
     discriminate(config, d_weights, x (S, N)) -> D(x) (S, N), fed in batches of B
     forward_and_gradients(config, g_weights, d_weights, x, z) -> dict   (the agreement ladder)

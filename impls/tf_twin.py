@@ -7,6 +7,7 @@ Where PyTorch runs a Python loop, this twin runs a ``tf.while_loop`` inside one
 """
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,6 +19,7 @@ import tensorflow as tf  # noqa: E402
 from ganrepro.config import LOG_CLIP, ExperimentConfig  # noqa: E402
 from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS  # noqa: E402
 from ganrepro.streams import Chunk, Pretraining, pad_to_batches  # noqa: E402
+from ganrepro.weights import discriminator_shapes, generator_shapes  # noqa: E402
 
 NAME = "tf"
 
@@ -130,74 +132,79 @@ def pretrain_loss(d_out, labels):
     return tf.reduce_mean((d_out - labels) ** 2, -1)
 
 
-# ---- optimizers -----------------------------------------------------------------------------
-def gd_update(params: dict, grads: dict, lr):
+# ---- parameters: one flat (S, P) tensor per player ------------------------------------------
+def flatten(params: dict):
+    """A player's (S, ...) parameters, in draw order, concatenated into one (S, P) tensor."""
+    return tf.concat([tf.reshape(v, [tf.shape(v)[0], -1]) for v in params.values()], axis=1)
+
+
+def unflatten(flat, shapes) -> dict:
+    """Views of flat (S, P) as named parameters; ``shapes`` as from ``ganrepro.weights``."""
+    pieces = tf.split(flat, [math.prod(shape) for _, shape, _ in shapes], axis=1)
+    return {name: tf.reshape(piece, [-1, *shape]) for (name, shape, _), piece in zip(shapes, pieces)}
+
+
+# ---- optimizers (on a player's flat parameter tensor) ---------------------------------------
+def gd_update(theta, grad, lr):
     """theta <- theta - lr_t * g."""
-    return {k: params[k] - lr * grads[k] for k in params}
+    return theta - lr * grad
 
 
-def adam_update(params: dict, grads: dict, slots: dict, lr):
+def adam_update(theta, grad, slots, lr):
     """TF1 Adam with alpha_t = lr (precomputed): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
     theta <- theta - alpha_t * m / (sqrt(v) + eps)."""
-    new_params, new_slots = {}, {}
-    for k, p in params.items():
-        g = grads[k]
-        m, v = slots[k]
-        m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * g
-        v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * (g * g)
-        new_params[k] = p - lr * m / (tf.sqrt(v) + ADAM_EPS)
-        new_slots[k] = (m, v)
-    return new_params, new_slots
+    m, v = slots
+    m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * grad
+    v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * (grad * grad)
+    return theta - lr * m / (tf.sqrt(v) + ADAM_EPS), (m, v)
 
 
-def apply_update(config, params, grads, slots, lr):
+def apply_update(config, theta, grad, slots, lr):
     if config.optimizer == "adam_tf1":
-        return adam_update(params, grads, slots, lr)
-    return gd_update(params, grads, lr), slots
+        return adam_update(theta, grad, slots, lr)
+    return gd_update(theta, grad, lr), slots
 
 
-def zero_slots(config, params: dict) -> dict:
-    if config.optimizer != "adam_tf1":
-        return {}
-    return {k: (tf.zeros_like(v), tf.zeros_like(v)) for k, v in params.items()}
+def zero_slots(config, theta):
+    """Adam's (m, v), or () for gradient descent."""
+    return (tf.zeros_like(theta), tf.zeros_like(theta)) if config.optimizer == "adam_tf1" else ()
 
 
-def grad_norm(grads: list):
-    """Per seed L2 norm over all entries of the listed (S, ...) tensors."""
-    flat = tf.concat([tf.reshape(g, [tf.shape(g)[0], -1]) for g in grads], axis=1)
+def l2_norm(t):
+    """Per seed L2 norm over all entries of an (S, ...) tensor."""
+    flat = tf.reshape(t, [tf.shape(t)[0], -1])
     return tf.sqrt(tf.reduce_sum(flat * flat, -1))
 
 
 # ---- training -------------------------------------------------------------------------------
-def d_step(config, g_params, d_params, d_slots, x, z, lr):
+def d_step(config, g_flat, d_flat, d_slots, x, z, lr):
     """D's update: L_D at (x, G(z)); returns new D weights and slots, loss/D, loss/real, loss/fake."""
-    fake = tf.stop_gradient(generator(g_params, z))
+    fake = tf.stop_gradient(generator(unflatten(g_flat, generator_shapes(config)), z))
     with tf.GradientTape() as tape:
-        tape.watch(list(d_params.values()))
+        tape.watch(d_flat)
+        d_params = unflatten(d_flat, discriminator_shapes(config))
         d_real, _ = discriminator(d_params, x, config)
         d_fake, _ = discriminator(d_params, fake, config)
         loss = d_loss(d_real, d_fake, config)
         total = tf.reduce_sum(loss)
-    grads = tape.gradient(total, list(d_params.values()))
-    new_params, new_slots = apply_update(config, d_params, dict(zip(d_params, grads)), d_slots, lr)
+    grad = tape.gradient(total, d_flat)
+    new_flat, new_slots = apply_update(config, d_flat, grad, d_slots, lr)
     loss_real = tf.reduce_mean(-log(d_real, config), -1)
     loss_fake = tf.reduce_mean(-log(1 - d_fake, config), -1)
-    return new_params, new_slots, loss, loss_real, loss_fake
+    return new_flat, new_slots, loss, loss_real, loss_fake
 
 
-def g_step(config, g_params, g_slots, d_params, z, lr):
+def g_step(config, g_flat, g_slots, d_flat, z, lr):
     """G's update: L_G at G(z); returns new G weights and slots, loss/G, norms/G, norms/D."""
     with tf.GradientTape() as tape:
-        tape.watch(list(g_params.values()))
-        fake = generator(g_params, z)
-        d_fake, _ = discriminator(d_params, fake, config)
+        tape.watch(g_flat)
+        fake = generator(unflatten(g_flat, generator_shapes(config)), z)
+        d_fake, _ = discriminator(unflatten(d_flat, discriminator_shapes(config)), fake, config)
         loss = g_loss(d_fake, config)
         total = tf.reduce_sum(loss)
-    *grads, grad_fake = tape.gradient(total, [*g_params.values(), fake])
-    new_params, new_slots = apply_update(config, g_params, dict(zip(g_params, grads)), g_slots, lr)
-    norms_g = grad_norm(grads)
-    norms_d = tf.sqrt(tf.reduce_sum(grad_fake * grad_fake, -1))
-    return new_params, new_slots, loss, norms_g, norms_d
+    grad, grad_fake = tape.gradient(total, [g_flat, fake])
+    new_flat, new_slots = apply_update(config, g_flat, grad, g_slots, lr)
+    return new_flat, new_slots, loss, l2_norm(grad), l2_norm(grad_fake)
 
 
 _COMPILED: dict = {}
@@ -212,29 +219,31 @@ def compiled(kind: str, config: ExperimentConfig, build):
 
 
 def build_pretrain_loop(config):
-    def loop(params, inputs, labels, lrs):
-        def body(t, params):
-            with tf.GradientTape() as tape:
-                tape.watch(list(params.values()))
-                d_out, _ = discriminator(params, tf.gather(inputs, t), config)
-                total = tf.reduce_sum(pretrain_loss(d_out, tf.gather(labels, t)))
-            grads = tape.gradient(total, list(params.values()))
-            return t + 1, gd_update(params, dict(zip(params, grads)), tf.gather(lrs, t))
+    shapes = discriminator_shapes(config)
 
-        _, params = tf.while_loop(lambda t, _: t < tf.shape(inputs)[0], body, (tf.constant(0), params))
-        return params
+    def loop(flat, inputs, labels, lrs):
+        def body(t, flat):
+            with tf.GradientTape() as tape:
+                tape.watch(flat)
+                d_out, _ = discriminator(unflatten(flat, shapes), tf.gather(inputs, t), config)
+                total = tf.reduce_sum(pretrain_loss(d_out, tf.gather(labels, t)))
+            return t + 1, gd_update(flat, tape.gradient(total, flat), tf.gather(lrs, t))
+
+        _, flat = tf.while_loop(lambda t, _: t < tf.shape(inputs)[0], body, (tf.constant(0), flat))
+        return flat
     return loop
 
 
 def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> dict:
     """Protocol 2016: P steps of gradient descent on mean((D_pre(d) - pdf(d))^2)."""
     loop = compiled("pretrain", config, build_pretrain_loop)
-    return to_numpy(loop(to_tensors(d_weights), tf.constant(data.inputs), tf.constant(data.labels),
-                         tf.constant(data.lr)))
+    flat = loop(flatten(to_tensors(d_weights)), tf.constant(data.inputs), tf.constant(data.labels),
+                tf.constant(data.lr))
+    return to_numpy(unflatten(flat, discriminator_shapes(config)))
 
 
 def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> dict:
-    g, d = to_tensors(g_weights), to_tensors(d_weights)
+    g, d = flatten(to_tensors(g_weights)), flatten(to_tensors(d_weights))
     return {"G": g, "D": d, "G_slots": zero_slots(config, g), "D_slots": zero_slots(config, d)}
 
 
@@ -264,8 +273,9 @@ def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
     return state, curves.numpy()
 
 
-def state_weights(state: dict) -> dict:
-    return {"G": to_numpy(state["G"]), "D": to_numpy(state["D"])}
+def state_weights(config: ExperimentConfig, state: dict) -> dict:
+    return {"G": to_numpy(unflatten(state["G"], generator_shapes(config))),
+            "D": to_numpy(unflatten(state["D"], discriminator_shapes(config)))}
 
 
 # ---- evaluation and the agreement ladder ----------------------------------------------------
@@ -309,8 +319,12 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
 
 def optimizer_update(config, params: dict, grads: dict, slots: dict, lr: float):
     """One update of the protocol's optimizer on NumPy arrays; slots: name -> (m, v) or {}."""
-    p, gr = to_tensors(params), to_tensors(grads)
-    s = {k: (tf.constant(m), tf.constant(v)) for k, (m, v) in slots.items()}
-    lr = tf.constant(lr, dtype=next(iter(p.values())).dtype)
-    new_p, new_s = apply_update(config, p, gr, s, lr)
-    return to_numpy(new_p), {k: (m.numpy(), v.numpy()) for k, (m, v) in new_s.items()}
+    shapes = [(k, v.shape[1:], 0.0) for k, v in params.items()]
+    theta, grad = flatten(to_tensors(params)), flatten(to_tensors(grads))
+    flat_slots = tuple(flatten(to_tensors({k: mv[i] for k, mv in slots.items()})) for i in (0, 1)) if slots else ()
+    theta, flat_slots = apply_update(config, theta, grad, flat_slots, tf.constant(lr, dtype=theta.dtype))
+    new_slots = {}
+    if flat_slots:
+        m, v = (to_numpy(unflatten(t, shapes)) for t in flat_slots)
+        new_slots = {k: (m[k], v[k]) for k in params}
+    return to_numpy(unflatten(theta, shapes)), new_slots

@@ -93,7 +93,7 @@ def train(config: ExperimentConfig, framework: str, *, progress: Optional[Callab
         pieces.append(curves[:chunk.n_valid][np.isin(steps, keep)])
         if progress:
             progress(chunk.start + chunk.n_valid, config.iterations)
-    weights = backend.state_weights(state)
+    weights = backend.state_weights(config, state)
     timings["train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
