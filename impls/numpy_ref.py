@@ -68,18 +68,46 @@ def log(t, config: ExperimentConfig):
     return np.log(np.maximum(t, LOG_CLIP)) if config.clip_log else np.log(t)
 
 
+def feature_matching(f_real, f_fake, config):
+    """paired_l2: sqrt(sum_i sum_k (f(x_i)_k - f(G(z_i))_k)^2); paired_sq: its square;
+    mean_sq: sum_k (mean_i f(x_i)_k - mean_i f(G(z_i))_k)^2 (PROTOCOLS.md section 8)."""
+    if config.feature_matching == "mean_sq":
+        return np.sum((f_real.mean(axis=1) - f_fake.mean(axis=1)) ** 2, axis=-1)
+    paired_sq = np.sum((f_real - f_fake) ** 2, axis=(1, 2))
+    return np.sqrt(paired_sq) if config.feature_matching == "paired_l2" else paired_sq
+
+
 def losses(config, g_params, d_params, x, z) -> dict:
-    """All forward quantities of one step at fixed weights: the keys of ``interface.FORWARD_KEYS``."""
+    """All forward quantities of one step at fixed weights: the keys of ``interface.FORWARD_KEYS``.
+
+    loss_d = mean(-[a log D(x) + (1 - a) log(1 - D(x))] - log(1 - D(G(z)))) (a = label smoothing);
+    loss_g = adversarial term (non-saturating -log D(G(z)), saturating log(1 - D(G(z))), or none)
+    + fm_weight * feature matching.
+    """
     g_out = generator(g_params, z)
     d_real, f_real = discriminator(d_params, x, config)
     d_fake, f_fake = discriminator(d_params, g_out, config)
+    a = config.label_smoothing
+    real = -log(d_real, config) if a == 1.0 else -(a * log(d_real, config) + (1 - a) * log(1 - d_real, config))
+    adversarial = {"non_saturating": lambda: np.mean(-log(d_fake, config), axis=-1),
+                   "saturating": lambda: np.mean(log(1 - d_fake, config), axis=-1),
+                   "none": lambda: 0.0}[config.g_loss]()
+    fm = config.fm_weight * feature_matching(f_real, f_fake, config) if config.feature_matching != "none" else 0.0
     return {
         "g_out": g_out, "d_real": d_real, "d_fake": d_fake, "f_real": f_real, "f_fake": f_fake,
-        "loss_d": np.mean(-log(d_real, config) - log(1 - d_fake, config), axis=-1),
-        "loss_g": np.mean(-log(d_fake, config), axis=-1),
+        "loss_d": np.mean(real - log(1 - d_fake, config), axis=-1),
+        "loss_g": adversarial + fm + np.zeros(len(z)),
         "loss_real": np.mean(-log(d_real, config), axis=-1),
         "loss_fake": np.mean(-log(1 - d_fake, config), axis=-1),
     }
+
+
+def historical_penalty(theta, past_sum, t, lam):
+    """lambda * sum_p (theta_p - past_sum_p / t)^2 per seed; 0 at t = 0. Gradient: 2 lambda (theta - avg)."""
+    if t == 0:
+        return np.zeros(theta.shape[0]), np.zeros_like(theta)
+    diff = theta - past_sum / t
+    return lam * np.sum(diff**2, axis=-1), 2 * lam * diff
 
 
 def pretrain_loss(config, d_params, inputs, labels):

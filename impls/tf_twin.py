@@ -118,13 +118,48 @@ def log(t, config: ExperimentConfig):
 
 
 def d_loss(d_real, d_fake, config):
-    """Per seed: mean_B(-log D(x) - log(1 - D(G(z))))."""
-    return tf.reduce_mean(-log(d_real, config) - log(1 - d_fake, config), -1)
+    """Per seed: mean_B(real - log(1 - D(G(z)))), real = -log D(x), or with one-sided label
+    smoothing alpha < 1: -alpha log D(x) - (1 - alpha) log(1 - D(x))."""
+    alpha = config.label_smoothing
+    if alpha == 1.0:
+        real = -log(d_real, config)
+    else:
+        real = -(alpha * log(d_real, config) + (1 - alpha) * log(1 - d_real, config))
+    return tf.reduce_mean(real - log(1 - d_fake, config), -1)
 
 
-def g_loss(d_fake, config):
-    """Per seed, non-saturating: mean_B(-log D(G(z)))."""
-    return tf.reduce_mean(-log(d_fake, config), -1)
+def feature_matching(f_real, f_fake, config):
+    """Per seed, on D's last hidden layer f (S, B, F): paired_l2 = sqrt(sum_i,k (f(x_i) - f(G(z_i)))^2),
+    paired_sq = the same without sqrt, mean_sq = ||mean_i f(x_i) - mean_i f(G(z_i))||^2."""
+    if config.feature_matching == "mean_sq":
+        diff = tf.reduce_mean(f_real, -2) - tf.reduce_mean(f_fake, -2)
+        return tf.reduce_sum(diff * diff, -1)
+    diff = f_real - f_fake
+    paired_sq = tf.reduce_sum(diff * diff, [-2, -1])
+    return tf.sqrt(paired_sq) if config.feature_matching == "paired_l2" else paired_sq
+
+
+def g_loss(d_fake, f_real, f_fake, config):
+    """Per seed: the adversarial term (non-saturating mean_B(-log D(G(z))), saturating
+    mean_B(log(1 - D(G(z)))), or none) plus fm_weight * feature matching, if on."""
+    loss = None
+    if config.g_loss == "non_saturating":
+        loss = tf.reduce_mean(-log(d_fake, config), -1)
+    elif config.g_loss == "saturating":
+        loss = tf.reduce_mean(log(1 - d_fake, config), -1)
+    if config.feature_matching != "none":
+        fm = config.fm_weight * feature_matching(f_real, f_fake, config)
+        loss = fm if loss is None else loss + fm
+    return loss
+
+
+def historical_penalty(theta, past_sum, t, config):
+    """Per seed: lambda * ||theta - past_sum / t||^2, the mean over the player's t past values
+    theta_0 .. theta_{t-1}; zero at t = 0 (no past yet)."""
+    t = tf.cast(t, theta.dtype)
+    diff = theta - past_sum / tf.maximum(t, 1)
+    penalty = config.historical_averaging * tf.reduce_sum(diff * diff, -1)
+    return tf.where(t > 0, penalty, tf.zeros_like(penalty))
 
 
 def pretrain_loss(d_out, labels):
@@ -177,15 +212,23 @@ def l2_norm(t):
 
 
 # ---- training -------------------------------------------------------------------------------
-def d_step(config, g_flat, d_flat, d_slots, x, z, lr):
-    """D's update: L_D at (x, G(z)); returns new D weights and slots, loss/D, loss/real, loss/fake."""
-    fake = tf.stop_gradient(generator(unflatten(g_flat, generator_shapes(config)), z))
+def d_step(config, g_flat, d_flat, d_slots, d_past, x, z, noise_real, noise_fake, lr, t):
+    """D's update: L_D at (x, G(z)), instance noise where configured, plus the historical penalty.
+    Returns new D weights and slots, loss/D, loss/real, loss/fake."""
+    if config.instance_noise and config.noise_target == "z":
+        fake = generator(unflatten(g_flat, generator_shapes(config)), z + noise_fake)
+    else:
+        fake = generator(unflatten(g_flat, generator_shapes(config)), z)
+        fake = fake + noise_fake if config.instance_noise else fake
+    fake = tf.stop_gradient(fake)
     with tf.GradientTape() as tape:
         tape.watch(d_flat)
         d_params = unflatten(d_flat, discriminator_shapes(config))
-        d_real, _ = discriminator(d_params, x, config)
+        d_real, _ = discriminator(d_params, x + noise_real if config.instance_noise else x, config)
         d_fake, _ = discriminator(d_params, fake, config)
         loss = d_loss(d_real, d_fake, config)
+        if config.historical_averaging:
+            loss = loss + historical_penalty(d_flat, d_past, t, config)
         total = tf.reduce_sum(loss)
     grad = tape.gradient(total, d_flat)
     new_flat, new_slots = apply_update(config, d_flat, grad, d_slots, lr)
@@ -194,13 +237,20 @@ def d_step(config, g_flat, d_flat, d_slots, x, z, lr):
     return new_flat, new_slots, loss, loss_real, loss_fake
 
 
-def g_step(config, g_flat, g_slots, d_flat, z, lr):
-    """G's update: L_G at G(z); returns new G weights and slots, loss/G, norms/G, norms/D."""
+def g_step(config, g_flat, g_slots, g_past, d_flat, x, z, noise_fake, lr, t):
+    """G's update: L_G at G(z) (x: the real batch D sees, for feature matching), plus the
+    historical penalty. Returns new G weights and slots, loss/G, norms/G, norms/D."""
+    d_params = unflatten(d_flat, discriminator_shapes(config))
+    f_real = None
+    if config.feature_matching != "none":
+        f_real = tf.stop_gradient(discriminator(d_params, x, config)[1])
     with tf.GradientTape() as tape:
         tape.watch(g_flat)
         fake = generator(unflatten(g_flat, generator_shapes(config)), z)
-        d_fake, _ = discriminator(unflatten(d_flat, discriminator_shapes(config)), fake, config)
-        loss = g_loss(d_fake, config)
+        d_fake, f_fake = discriminator(d_params, fake + noise_fake if config.instance_noise else fake, config)
+        loss = g_loss(d_fake, f_real, f_fake, config)
+        if config.historical_averaging:
+            loss = loss + historical_penalty(g_flat, g_past, t, config)
         total = tf.reduce_sum(loss)
     grad, grad_fake = tape.gradient(total, [g_flat, fake])
     new_flat, new_slots = apply_update(config, g_flat, grad, g_slots, lr)
@@ -244,20 +294,30 @@ def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> di
 
 def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> dict:
     g, d = flatten(to_tensors(g_weights)), flatten(to_tensors(d_weights))
-    return {"G": g, "D": d, "G_slots": zero_slots(config, g), "D_slots": zero_slots(config, d)}
+    return {"G": g, "D": d, "G_slots": zero_slots(config, g), "D_slots": zero_slots(config, d),
+            "G_past": tf.zeros_like(g), "D_past": tf.zeros_like(d)}
 
 
 def build_train_loop(config):
-    def loop(state, x, z_d, z_g, lr_d, lr_g, n_valid):
+    def loop(state, x, z_d, z_g, n_real, n_fake_d, n_fake_g, lr_d, lr_g, start, n_valid):
         def body(i, state, curves):
             g, d, g_slots, d_slots = state["G"], state["D"], state["G_slots"], state["D_slots"]
-            d, d_slots, loss_d, loss_real, loss_fake = d_step(
-                config, g, d, d_slots, tf.gather(x, i), tf.gather(z_d, i), tf.gather(lr_d, i))
-            g, g_slots, loss_g, norms_g, norms_d = g_step(config, g, g_slots, d, tf.gather(z_g, i),
-                                                          tf.gather(lr_g, i))
+            g_past, d_past = state["G_past"], state["D_past"]
+            t = start + i
+            x_i, n_real_i = tf.gather(x, i), tf.gather(n_real, i)
+            d_new, d_slots, loss_d, loss_real, loss_fake = d_step(
+                config, g, d, d_slots, d_past, x_i, tf.gather(z_d, i), n_real_i, tf.gather(n_fake_d, i),
+                tf.gather(lr_d, i), t)
+            real_seen = x_i + n_real_i if config.instance_noise and config.noise_target == "d_inputs" else x_i
+            g_new, g_slots, loss_g, norms_g, norms_d = g_step(
+                config, g, g_slots, g_past, d_new, real_seen, tf.gather(z_g, i), tf.gather(n_fake_g, i),
+                tf.gather(lr_g, i), t)
+            if config.historical_averaging:
+                d_past, g_past = d_past + d, g_past + g
             row = tf.stack([loss_d, loss_g, loss_real, loss_fake, norms_g, norms_d], axis=-1)
             curves = tf.tensor_scatter_nd_update(curves, [[i]], row[None])
-            return i + 1, {"G": g, "D": d, "G_slots": g_slots, "D_slots": d_slots}, curves
+            state = {"G": g_new, "D": d_new, "G_slots": g_slots, "D_slots": d_slots, "G_past": g_past, "D_past": d_past}
+            return i + 1, state, curves
 
         curves = tf.zeros([tf.shape(x)[0], tf.shape(x)[1], 6], dtype=x.dtype)
         _, state, curves = tf.while_loop(lambda i, *_: i < n_valid, body, (tf.constant(0), state, curves))
@@ -268,7 +328,9 @@ def build_train_loop(config):
 def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
     """Run the chunk's valid steps; curves (L, S, 6) in the order of ``interface.CURVES``."""
     loop = compiled("train", config, build_train_loop)
-    state, curves = loop(state, *(tf.constant(a) for a in (chunk.x, chunk.z_d, chunk.z_g, chunk.lr_d, chunk.lr_g)),
+    arrays = (chunk.x, chunk.z_d, chunk.z_g, chunk.noise_real, chunk.noise_fake_d, chunk.noise_fake_g,
+              chunk.lr_d, chunk.lr_g)
+    state, curves = loop(state, *(tf.constant(a) for a in arrays), tf.constant(chunk.start),
                          tf.constant(chunk.n_valid))
     return state, curves.numpy()
 
@@ -301,7 +363,7 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
         g_out = generator(g, z)
         d_real, f_real = discriminator(d, x, config)
         d_fake, f_fake = discriminator(d, g_out, config)
-        loss_d, loss_g = d_loss(d_real, d_fake, config), g_loss(d_fake, config)
+        loss_d, loss_g = d_loss(d_real, d_fake, config), g_loss(d_fake, tf.stop_gradient(f_real), f_fake, config)
         total_d, total_g = tf.reduce_sum(loss_d), tf.reduce_sum(loss_g)
     grads_d = tape.gradient(total_d, list(d.values()))
     *grads_g, grad_g_out = tape.gradient(total_g, [*g.values(), g_out])
@@ -315,6 +377,16 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
     out.update({f"grad_d/{k}": v for k, v in zip(d, grads_d)})
     out.update({f"grad_g/{k}": v for k, v in zip(g, grads_g)})
     return to_numpy(out)
+
+
+def penalty_and_gradient(config, theta: np.ndarray, past_sum: np.ndarray, t: int):
+    """The historical penalty per seed and its gradient w.r.t. theta (S, P), for the ladder."""
+    theta = tf.constant(theta)
+    with tf.GradientTape() as tape:
+        tape.watch(theta)
+        penalty = historical_penalty(theta, tf.constant(past_sum), tf.constant(t), config)
+        total = tf.reduce_sum(penalty)
+    return penalty.numpy(), tape.gradient(total, theta).numpy()
 
 
 def optimizer_update(config, params: dict, grads: dict, slots: dict, lr: float):

@@ -21,6 +21,15 @@ CELLS = {
     "2017-mbd-exp0": dict(protocol="2017", minibatch=True),
     "2017-mbd-exp-1": dict(protocol="2017", minibatch=True, mbd_self_term="exp-1"),
     "2017-mbd-none": dict(protocol="2017", minibatch=True, mbd_self_term="none"),
+    # the technique switches (issue 3); each named variant's loss terms appear in one cell at least
+    "2017-saturating": dict(protocol="2017", minibatch=False, g_loss="saturating"),
+    "2016-saturating": dict(protocol="2016", minibatch=False, g_loss="saturating"),
+    "2017-fm-paired_l2": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="paired_l2"),
+    "2017-fm-paired_sq": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="paired_sq"),
+    "2017-fm-mean_sq": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="mean_sq"),
+    "2017-mbd-ns+fm-paired_l2x0.5": dict(protocol="2017", minibatch=True, feature_matching="paired_l2", fm_weight=0.5),
+    "2017-label-smoothing": dict(protocol="2017", minibatch=False, label_smoothing=0.9),
+    "2016-mbd-label-smoothing": dict(protocol="2016", minibatch=True, label_smoothing=0.8),
 }
 
 
@@ -156,3 +165,17 @@ def test_minibatch_bias_has_no_effect(framework):
     assert rel(b["d_real"], a["d_real"]) < 1e-13 and rel(b["loss_d"], a["loss_d"]) < 1e-13
     scale = max(np.max(np.abs(v)) for k, v in a.items() if k.startswith("grad_d/"))
     assert np.max(np.abs(a["grad_d/mbd.b"])) < 1e-13 * scale
+
+
+@pytest.mark.parametrize("t", [0, 1, 7])
+def test_historical_penalty_matches_the_reference(framework, t, agreement):
+    twin = get_backend(framework)
+    config = make_config("2017", dtype="float64", historical_averaging=0.01)
+    rng = np.random.default_rng(t)
+    theta, past = rng.standard_normal((3, 20)), rng.standard_normal((3, 20)) * max(t, 1)
+    penalty, grad = twin.penalty_and_gradient(config, theta, past, t)
+    r_penalty, r_grad = ref.historical_penalty(theta, past, t, 0.01)
+    if t == 0:
+        assert np.all(penalty == 0) and np.all(grad == 0)
+        return
+    agreement(f"{framework} historical penalty and gradient vs NumPy", max(rel(penalty, r_penalty), rel(grad, r_grad)), 1e-14)

@@ -176,3 +176,60 @@ def test_framework_neutral_modules_import_no_framework():
             "sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- technique switches (issue 3) ------------------------------------------------------------
+@pytest.mark.parametrize("overrides, fragment", [
+    (dict(feature_matching="paired_l2", fm_weight=-1.0), "feature-matching weight must be a number > 0, got -1.0"),
+    (dict(label_smoothing=0.0), "label smoothing alpha must lie in (0, 1], got 0.0"),
+    (dict(label_smoothing=1.5), "label smoothing alpha must lie in (0, 1], got 1.5"),
+    (dict(instance_noise=0.1, noise_schedule="linear", noise_anneal_steps=6000),
+     "noise annealing over 6000 steps is longer than the run (5001 steps)"),
+    (dict(noise_anneal_steps=100), "applies to a linear or exponential noise schedule"),
+    (dict(noise_schedule="linear"), "needs instance noise > 0"),
+    (dict(instance_noise=-0.1), "instance noise std must be a number >= 0"),
+    (dict(instance_noise=float("nan")), "instance noise std must be a number >= 0"),
+    (dict(g_loss="none"), "G needs a loss"),
+    (dict(g_loss="wasserstein"), "unknown generator loss 'wasserstein'"),
+    (dict(feature_matching="l1"), "unknown feature matching 'l1'"),
+    (dict(noise_target="g"), "unknown instance-noise target 'g'"),
+    (dict(historical_averaging=-1e-3), "historical averaging weight must be a number >= 0"),
+    (dict(mbd_dims=0, minibatch=True), "mbd_dims must be an integer >= 1, got 0"),
+])
+def test_invalid_technique_combinations_are_refused(overrides, fragment):
+    with pytest.raises(ConfigError) as err:
+        make_config("2017", **overrides)
+    assert fragment in str(err.value)
+
+
+def test_technique_switches_show_in_the_identity_and_defaults_do_not():
+    assert make_config("2017").slug == "p2017-vanilla-B8-T5000-h4-float32"
+    c = make_config("2017", g_loss="none", feature_matching="paired_l2", instance_noise=0.001, noise_target="z",
+                    label_smoothing=0.9, historical_averaging=0.01)
+    assert c.slug == "p2017-vanilla-B8-T5000-h4-noadv-fm_paired_l2x1-in0.001z-ls0.9-ha0.01-float32"
+    assert make_config("2017", fm_weight=1) == make_config("2017", fm_weight=1.0)
+
+
+def test_instance_noise_schedules():
+    from ganrepro.streams import instance_noise_scale
+    c = make_config("2017", num_steps=99, instance_noise=0.2)
+    assert np.all(instance_noise_scale(c) == 0.2)
+    lin = instance_noise_scale(c.replace(noise_schedule="linear", noise_anneal_steps=50))
+    np.testing.assert_allclose(lin[[0, 25, 49, 50, 99]], [0.2, 0.1, 0.2 / 50, 0, 0], atol=1e-15)
+    exp = instance_noise_scale(c.replace(noise_schedule="exponential"))
+    np.testing.assert_allclose(exp[[0, 50]], [0.2, 0.2 * 1000 ** -0.5], rtol=1e-12)
+    assert exp[-1] > 0 and np.all(np.diff(exp) < 0)
+
+
+def test_instance_noise_streams():
+    off = next(training_chunks(make_config("2017", num_steps=20, seeds=(0, 1))))
+    assert not off.noise_real.any() and not off.noise_fake_d.any() and not off.noise_fake_g.any()
+    c = make_config("2017", num_steps=2000, seeds=(0, 1), instance_noise=0.5, dtype="float64")
+    on = next(training_chunks(c))
+    assert on.noise_real.shape == on.x.shape
+    for a in (on.noise_real, on.noise_fake_d, on.noise_fake_g):
+        assert abs(a[:on.n_valid].std() - 0.5) < 0.01
+    alone = next(training_chunks(c.with_seeds((1,))))
+    assert np.array_equal(alone.noise_fake_g[:, 0], on.noise_fake_g[:, 1])
+    z_variant = next(training_chunks(c.replace(noise_target="z")))
+    assert np.array_equal(z_variant.noise_fake_d, on.noise_fake_d) and not z_variant.noise_fake_g.any()

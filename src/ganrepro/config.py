@@ -7,6 +7,7 @@ Defaults follow PROTOCOLS.md section 7; :func:`make_config` fills them in per pr
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -15,6 +16,21 @@ DTYPES = ("float32", "float64")
 SELF_TERMS = ("exp-1", "exp0", "none")
 """Minibatch-discrimination self term: the diagonal i == j contributes exp(-1) (s = 1,
 protocol 2016), exp(0) = 1 (s = 0, protocol 2017) or nothing (s = inf, Salimans' code)."""
+
+G_LOSSES = ("non_saturating", "saturating", "none")
+"""G's adversarial term: mean(-log D(G(z))), mean(log(1 - D(G(z)))) (the minimax form), or none."""
+
+FEATURE_MATCHING = ("none", "paired_l2", "paired_sq", "mean_sq")
+"""Feature-matching term of G's loss on D's last hidden layer f (PROTOCOLS.md section 8):
+paired_l2 = sqrt(sum_i sum_k (f(x_i)_k - f(G(z_i))_k)^2) (seeds 000/001), paired_sq = the same
+without the sqrt (the readers' correction), mean_sq = ||mean_i f(x_i) - mean_i f(G(z_i))||^2
+(Salimans et al.)."""
+
+NOISE_TARGETS = ("d_inputs", "z")
+"""Where instance noise goes: D's inputs (instance noise proper: x and G(z), in both updates),
+or the seed-000 code's variant (x and the generator's input z, in D's update only)."""
+
+NOISE_SCHEDULES = ("constant", "linear", "exponential")
 
 NOISE_RANGE = 8.0
 """R: generator noise is stratified on [-R, R]; its continuous counterpart is U(-R, R)."""
@@ -57,6 +73,14 @@ class ExperimentConfig:
 
     Build one with :func:`make_config`, which fills the protocol's defaults; the constructor
     itself requires every field and validates it (``ConfigError`` on a bad value).
+
+    Technique switches (PROTOCOLS.md section 8), all off by default:
+    g_loss / feature_matching / fm_weight: L_G = adversarial term + fm_weight * feature matching;
+    instance_noise: std s of N(0, s^2) noise on ``noise_target``, ``noise_schedule`` constant or
+    annealed to zero over ``noise_anneal_steps`` (0: the whole run); label_smoothing: D's real
+    target alpha in (0, 1] (1: off); historical_averaging: lambda >= 0 of the penalty
+    lambda * ||theta - mean of theta over past steps||^2 on each player's loss;
+    pretrain_steps: protocol 2016's pretraining of D, for either protocol (0: off).
     """
 
     protocol: str
@@ -70,10 +94,23 @@ class ExperimentConfig:
     hidden_size: int = 4
     dtype: str = "float32"
     curve_interval: int = 10
+    g_loss: str = "non_saturating"
+    feature_matching: str = "none"
+    fm_weight: float = 1.0
+    instance_noise: float = 0.0
+    noise_target: str = "d_inputs"
+    noise_schedule: str = "constant"
+    noise_anneal_steps: int = 0
+    label_smoothing: float = 1.0
+    historical_averaging: float = 0.0
     seeds: tuple[int, ...] = field(default=(0,))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        for name in ("fm_weight", "instance_noise", "label_smoothing", "historical_averaging"):
+            value = getattr(self, name)
+            if _is_real(value):  # 1 and 1.0 name the same experiment
+                object.__setattr__(self, name, float(value))
         _validate(self)
 
     # ---- derived by the protocol's fixed rules --------------------------------------------
@@ -110,7 +147,24 @@ class ExperimentConfig:
         mbd = f"mbd-{self.mbd_self_term}-K{self.mbd_kernels}C{self.mbd_dims}" if self.minibatch else "vanilla"
         pre = f"-pre{self.pretrain_steps}" if self.pretrain_steps != self.rules.default_pretrain_steps else ""
         return (f"p{self.protocol}-{mbd}-B{self.batch_size}-T{self.num_steps}-h{self.hidden_size}"
-                f"{pre}-{self.dtype}")
+                f"{pre}{self.technique_slug}-{self.dtype}")
+
+    @property
+    def technique_slug(self) -> str:
+        """The technique switches that differ from the defaults, e.g. ``-sat-fm_paired_l2x1-in0.001``."""
+        parts = []
+        if self.g_loss != "non_saturating":
+            parts.append({"saturating": "sat", "none": "noadv"}[self.g_loss])
+        if self.feature_matching != "none":
+            parts.append(f"fm_{self.feature_matching}x{self.fm_weight:g}")
+        if self.instance_noise:
+            sched = "" if self.noise_schedule == "constant" else f"{self.noise_schedule}{self.noise_anneal_steps or ''}"
+            parts.append(f"in{self.instance_noise:g}{'z' if self.noise_target == 'z' else ''}{sched}")
+        if self.label_smoothing != 1.0:
+            parts.append(f"ls{self.label_smoothing:g}")
+        if self.historical_averaging:
+            parts.append(f"ha{self.historical_averaging:g}")
+        return "".join("-" + p for p in parts)
 
     @property
     def identity(self) -> str:
@@ -162,6 +216,10 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _validate(c: ExperimentConfig) -> None:
     def need(ok: bool, msg: str) -> None:
         if not ok:
@@ -180,6 +238,32 @@ def _validate(c: ExperimentConfig) -> None:
     need(_is_int(c.batch_size) and c.batch_size >= low_b,
          f"batch size must be an integer >= {low_b}"
          f"{' with minibatch discrimination' if c.minibatch else ''}, got {c.batch_size!r}")
+    need(c.g_loss in G_LOSSES, f"unknown generator loss {c.g_loss!r}; allowed: {', '.join(G_LOSSES)}")
+    need(c.feature_matching in FEATURE_MATCHING,
+         f"unknown feature matching {c.feature_matching!r}; allowed: {', '.join(FEATURE_MATCHING)}")
+    need(c.g_loss != "none" or c.feature_matching != "none",
+         "G needs a loss: g_loss 'none' requires a feature-matching term")
+    need(_is_real(c.fm_weight) and c.fm_weight > 0,
+         f"feature-matching weight must be a number > 0, got {c.fm_weight!r}")
+    need(_is_real(c.instance_noise) and c.instance_noise >= 0,
+         f"instance noise std must be a number >= 0, got {c.instance_noise!r}")
+    need(c.noise_target in NOISE_TARGETS,
+         f"unknown instance-noise target {c.noise_target!r}; allowed: {', '.join(NOISE_TARGETS)}")
+    need(c.noise_schedule in NOISE_SCHEDULES,
+         f"unknown noise schedule {c.noise_schedule!r}; allowed: {', '.join(NOISE_SCHEDULES)}")
+    need(_is_int(c.noise_anneal_steps) and c.noise_anneal_steps >= 0,
+         f"noise_anneal_steps must be an integer >= 0, got {c.noise_anneal_steps!r}")
+    if _is_int(c.num_steps) and c.num_steps >= 1:
+        need(c.noise_anneal_steps <= c.iterations,
+             f"noise annealing over {c.noise_anneal_steps} steps is longer than the run ({c.iterations} steps)")
+    need(c.noise_schedule != "constant" or c.noise_anneal_steps == 0,
+         "noise_anneal_steps applies to a linear or exponential noise schedule, not to 'constant'")
+    need(c.noise_schedule == "constant" or c.instance_noise > 0,
+         f"an annealed noise schedule ({c.noise_schedule!r}) needs instance noise > 0")
+    need(_is_real(c.label_smoothing) and 0 < c.label_smoothing <= 1,
+         f"label smoothing alpha must lie in (0, 1], got {c.label_smoothing!r}")
+    need(_is_real(c.historical_averaging) and c.historical_averaging >= 0,
+         f"historical averaging weight must be a number >= 0, got {c.historical_averaging!r}")
     need(len(c.seeds) >= 1, "at least one seed is required")
     need(all(0 <= s <= MAX_SEED for s in c.seeds), f"seeds must lie in 0..{MAX_SEED}, got {list(c.seeds)}")
     need(len(set(c.seeds)) == len(c.seeds), f"seeds must be distinct, got {list(c.seeds)}")

@@ -20,6 +20,7 @@ PURPOSES = {
     "pretrain_inputs": 7,  # pretraining inputs d
     "eval_noise": 8,  # the 10,000 U(-R, R) draws fed to the trained G
     "evaluation": 9,  # the metrics' test and validation draws from the target
+    "instance_noise": 10,  # N(0, 1) draws scaled to instance noise, 3 per step: real, fake (D), fake (G)
 }
 
 

@@ -34,6 +34,9 @@ class Chunk:
     z_g: np.ndarray  # (L, S, B) fresh noise for G's update
     lr_d: np.ndarray  # (L,) step size of D's update t (its t-th update)
     lr_g: np.ndarray  # (L,) step size of G's update t
+    noise_real: np.ndarray  # (L, S, B) instance noise on x (zeros when off)
+    noise_fake_d: np.ndarray  # (L, S, B) on G(z) in D's update, or on z (noise_target "z")
+    noise_fake_g: np.ndarray  # (L, S, B) on G(z') in G's update (zeros for noise_target "z")
 
 
 def chunk_length(iterations: int, max_chunk: int = DEFAULT_CHUNK) -> int:
@@ -42,11 +45,33 @@ def chunk_length(iterations: int, max_chunk: int = DEFAULT_CHUNK) -> int:
     return -(-iterations // n_chunks)
 
 
+def instance_noise_scale(config: ExperimentConfig) -> np.ndarray:
+    """s_t for t = 0..iterations-1: constant s; linear s (1 - t/T); exponential s 1000^(-t/T);
+    zero from T on (T = noise_anneal_steps, or the whole run when 0)."""
+    t = np.arange(config.iterations, dtype=np.float64)
+    s = config.instance_noise
+    if config.noise_schedule == "constant":
+        return np.full_like(t, s)
+    horizon = config.noise_anneal_steps or config.iterations
+    shape = (1.0 - t / horizon) if config.noise_schedule == "linear" else 1000.0 ** (-t / horizon)
+    return np.where(t < horizon, s * shape, 0.0)
+
+
+def instance_noise(rng: np.random.Generator, scale: np.ndarray, batch_size: int, target: str):
+    """Per step three draws of N(0, 1)^B (real, fake in D's update, fake in G's update) times s_t."""
+    draws = rng.standard_normal((len(scale), 3, batch_size)) * scale[:, None, None]
+    if target == "z":  # the seed-000 code: noise on x and z in D's update only
+        draws[:, 2] = 0.0
+    return draws
+
+
 def training_chunks(config: ExperimentConfig, max_chunk: int = DEFAULT_CHUNK) -> Iterator[Chunk]:
     """Yield the run's chunks in order, drawing each seed's batches as it goes."""
     total = config.iterations
     length = chunk_length(total, max_chunk)
     rngs = [(rng_for(s, "real"), rng_for(s, "noise_d"), rng_for(s, "noise_g")) for s in config.seeds]
+    noise_rngs = [rng_for(s, "instance_noise") for s in config.seeds]
+    scale = instance_noise_scale(config) if config.instance_noise else None
     lr = step_sizes(config.optimizer, total)
     b = config.batch_size
     for start in range(0, total, length):
@@ -62,7 +87,13 @@ def training_chunks(config: ExperimentConfig, max_chunk: int = DEFAULT_CHUNK) ->
             arrays.append(a)
         lr_chunk = np.zeros(length, dtype=config.dtype)
         lr_chunk[:n] = lr[start:start + n]
-        yield Chunk(start, n, *arrays, lr_d=lr_chunk, lr_g=lr_chunk.copy())
+        noise = np.zeros((length, len(rngs), 3, b), dtype=config.dtype)
+        if scale is not None:
+            noise[:n] = np.stack([instance_noise(r, scale[start:start + n], b, config.noise_target)
+                                  for r in noise_rngs], axis=1)
+        yield Chunk(start, n, *arrays, lr_d=lr_chunk, lr_g=lr_chunk.copy(),
+                    noise_real=np.ascontiguousarray(noise[:, :, 0]), noise_fake_d=np.ascontiguousarray(noise[:, :, 1]),
+                    noise_fake_g=np.ascontiguousarray(noise[:, :, 2]))
 
 
 @dataclass(frozen=True)
