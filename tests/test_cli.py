@@ -1,13 +1,16 @@
-"""The ``ganrepro`` command line: usage errors, tiny real runs in each framework, saved runs.
+"""The ``ganrepro`` command line: usage errors, tiny real runs in each framework, saved runs, the
+named variants (``ganrepro variants``, ``run --variant``) and the technique switches.
 
 Most tests call ``main([...])`` in-process (fast); two run subprocesses: the installed console
 script on a bad protocol, and a bare ``import ganrepro.cli`` that must load no framework.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,8 +20,10 @@ import numpy as np
 import pytest
 
 from ganrepro import impls, training
-from ganrepro.cli import main
+from ganrepro.cli import build_parser, config_from_args, main
+from ganrepro.config import ExperimentConfig, make_config
 from ganrepro.impls.interface import CURVES
+from ganrepro.variants import VARIANTS, variant_config, variant_names
 
 STATUSES = {"ok", "diverged", "collapsed"}
 METRIC_KEYS = {"status", "ks", "w1", "kde_ll", "kde_ll_stderr", "kde_bandwidth", "mean", "std"}
@@ -248,3 +253,210 @@ def test_out_layout_and_determinism(framework, tmp_path, capsys):
         for name in ("metrics.json", "curves.csv", "samples.npz"):
             assert second[name] == first[k][name], name
     assert not [p for p in (out / slug / framework).iterdir() if p.name.startswith(".")]  # no temp folders
+
+
+# ---- named variants and technique switches ---------------------------------------------------------
+TECHNIQUE_OPTIONS = ("--variant", "--g-loss", "--feature-matching", "--fm-weight", "--instance-noise",
+                     "--noise-target", "--noise-schedule", "--noise-anneal-steps", "--label-smoothing",
+                     "--historical-averaging", "--mbd-kernels", "--mbd-dims", "--no-minibatch")
+
+
+def test_help_lists_variants_and_technique_options(capsys):
+    assert main(["--help"]) == 0
+    assert "variants" in capsys.readouterr().out
+    assert main(["run", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in TECHNIQUE_OPTIONS:
+        assert option in text, option
+    for choice in ("non_saturating", "saturating", "paired_l2", "paired_sq", "mean_sq", "d_inputs",
+                   "exponential", "linear"):
+        assert choice in text
+    assert main(["variants", "--help"]) == 0
+    assert "--json" in capsys.readouterr().out
+
+
+def _blocks(text: str) -> dict[str, str]:
+    """``ganrepro variants`` text: blocks separated by blank lines, each starting with its name."""
+    blocks = [b for b in text.strip().split("\n\n")]
+    return {b.splitlines()[0]: b for b in blocks if b.splitlines()[0] in VARIANTS}
+
+
+def test_variants_lists_every_name_with_its_full_config(capsys):
+    assert main(["variants"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    blocks = _blocks(captured.out)
+    assert list(blocks) == variant_names()
+    fields = [f.name for f in dataclasses.fields(ExperimentConfig)]
+    for name, block in blocks.items():
+        config = variant_config(name)
+        assert VARIANTS[name].description in block and VARIANTS[name].source in block
+        assert config.identity in block
+        for field in fields:  # every field, with its value
+            assert re.search(rf"\b{field}=", block), (name, field)
+        assert f"g_loss={config.g_loss}" in block and f"feature_matching={config.feature_matching}" in block
+    # A switch that differs from the protocol's defaults is marked; aliases are named.
+    assert "instance_noise=0.001*" in blocks["seed000/mbd+noise+fm"]
+    assert "noise_target=z*" in blocks["seed000/mbd+noise+fm"]
+    assert "same experiment as: blog2017/vanilla, gloss/non_saturating" in blocks["seed000/vanilla"]
+
+
+def test_variants_json(capsys):
+    assert main(["variants", "--json"]) == 0
+    captured = capsys.readouterr()
+    entries = json.loads(captured.out)
+    assert captured.err == ""
+    assert [e["name"] for e in entries] == variant_names()
+    for e in entries:
+        assert {"name", "description", "source", "config", "identity", "slug", "same_as"} <= set(e)
+        assert e["description"] == VARIANTS[e["name"]].description and e["source"] == VARIANTS[e["name"]].source
+        config = ExperimentConfig.from_dict({**e["config"], "seeds": tuple(e["config"]["seeds"])})
+        assert config == variant_config(e["name"])
+        assert (e["slug"], e["identity"]) == (config.slug, config.identity)
+    by_name = {e["name"]: e for e in entries}
+    assert by_name["seed000/mbd+noise+fm"]["config"]["noise_target"] == "z"
+    assert by_name["blog2017/minibatch"]["same_as"] == ["seed000/mbd"]
+
+
+def test_variants_name_shows_just_one(capsys):
+    assert main(["variants", "fm/mean_sq"]) == 0
+    text = capsys.readouterr().out
+    assert list(_blocks(text)) == ["fm/mean_sq"] and "feature_matching=mean_sq*" in text
+    assert "fm/paired_l2" not in text
+    assert main(["variants", "fm/mean_sq", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["name"] for e in entries] == ["fm/mean_sq"]
+    assert entries[0]["config"]["feature_matching"] == "mean_sq"
+
+
+@pytest.mark.parametrize("command", [["variants", "seed000/mdb"], ["variants", "seed000/mdb", "--json"],
+                                     ["run", "--variant", "seed000/mdb"]])
+def test_unknown_variant_exits_2_with_one_line(command, no_training, capsys):
+    rc = main([*command, *(["--out", str(no_training / "out")] if command[0] == "run" else [])])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    line = one_error_line(captured.err)
+    assert "unknown variant 'seed000/mdb'" in line and "seed000/mbd" in line
+    assert tree(no_training) == set()
+
+
+# Invalid values and combinations: refused by ExperimentConfig's validation before any training.
+BAD_TECHNIQUES = [
+    (["--feature-matching", "paired_l2", "--fm-weight", "-1"], ["feature-matching weight", "> 0", "-1.0"]),
+    (["--feature-matching", "mean_sq", "--fm-weight", "0"], ["feature-matching weight", "> 0", "0.0"]),
+    (["--fm-weight", "heavy"], ["--fm-weight", "'heavy'"]),
+    (["--label-smoothing", "0"], ["label smoothing", "(0, 1]", "0.0"]),
+    (["--label-smoothing", "1.2"], ["label smoothing", "(0, 1]", "1.2"]),
+    (["--label-smoothing", "nan"], ["label smoothing", "nan"]),
+    (["--instance-noise", "-0.1"], ["instance noise", ">= 0", "-0.1"]),
+    (["--instance-noise", "0.1", "--noise-schedule", "linear", "--noise-anneal-steps", "9000"],
+     ["annealing over 9000 steps is longer than the run (5001 steps)"]),
+    (["--steps", "100", "--instance-noise", "0.1", "--noise-schedule", "exponential", "--noise-anneal-steps", "500"],
+     ["annealing over 500 steps is longer than the run (101 steps)"]),
+    (["--noise-schedule", "linear"], ["annealed noise schedule", "instance noise > 0"]),
+    (["--instance-noise", "0.1", "--noise-anneal-steps", "100"], ["--noise-anneal-steps", "constant"]),
+    (["--instance-noise", "0.1", "--noise-schedule", "linear", "--noise-anneal-steps", "-5"],
+     ["--noise-anneal-steps", ">= 0", "-5"]),
+    (["--noise-target", "g_of_z"], ["--noise-target", "g_of_z", "d_inputs"]),
+    (["--noise-schedule", "cosine"], ["--noise-schedule", "cosine", "exponential"]),
+    (["--minibatch", "--mbd-kernels", "0"], ["--mbd-kernels", ">= 1", "0"]),
+    (["--minibatch", "--mbd-dims", "0"], ["--mbd-dims", ">= 1", "0"]),
+    (["--mbd-dims", "2.5"], ["--mbd-dims", "integer", "'2.5'"]),
+    (["--g-loss", "none"], ["G needs a loss", "--g-loss 'none'", "feature-matching"]),
+    (["--g-loss", "wgan"], ["--g-loss", "wgan", "non_saturating"]),
+    (["--feature-matching", "l1"], ["--feature-matching", "'l1'", "paired_sq"]),
+    (["--historical-averaging", "-1"], ["historical averaging", ">= 0", "-1.0"]),
+    # Starting from a variant: the clash is reported with the variant named.
+    (["--variant", "seed000/fm", "--feature-matching", "none"],
+     ["G needs a loss", "--variant seed000/fm"]),
+    (["--variant", "noise/d_inputs-0.1-linear", "--steps", "100"],
+     ["annealing over 2500 steps is longer than the run (101 steps)", "--variant noise/d_inputs-0.1-linear"]),
+    (["--variant", "smoothing/alpha0.9", "--label-smoothing", "0"], ["label smoothing", "(0, 1]"]),
+    (["--variant", "seed000/mbd", "--batch-size", "1"], ["batch size", ">= 2", "minibatch"]),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_TECHNIQUES, ids=[" ".join(a) for a, _ in BAD_TECHNIQUES])
+def test_invalid_technique_combination_exits_2_before_training(args, words, no_training, capsys):
+    rc = main(["run", *args, "--out", str(no_training / "out")])
+    captured = capsys.readouterr()
+    assert rc == 2
+    line = one_error_line(captured.err)
+    for word in words:
+        assert word in line, (word, line)
+    assert captured.out == ""
+    assert tree(no_training) == set()
+
+
+def config_of(*argv: str) -> ExperimentConfig:
+    return config_from_args(build_parser().parse_args(["run", *argv]))
+
+
+def test_without_variant_options_build_the_config():
+    assert config_of() == make_config("2017")
+    assert config_of("--protocol", "2016", "--minibatch") == make_config("2016", minibatch=True)
+    c = config_of("--g-loss", "saturating", "--feature-matching", "paired_sq", "--fm-weight", "2",
+                  "--instance-noise", "0.05", "--noise-target", "z", "--noise-schedule", "exponential",
+                  "--noise-anneal-steps", "1000", "--label-smoothing", "0.8", "--historical-averaging", "1e-3",
+                  "--minibatch", "--mbd-kernels", "7", "--mbd-dims", "2", "--mbd-self-term", "none",
+                  "--pretrain-steps", "10", "--seeds", "0-3")
+    assert c == make_config("2017", minibatch=True, g_loss="saturating", feature_matching="paired_sq",
+                            fm_weight=2.0, instance_noise=0.05, noise_target="z", noise_schedule="exponential",
+                            noise_anneal_steps=1000, label_smoothing=0.8, historical_averaging=0.001,
+                            mbd_kernels=7, mbd_dims=2, mbd_self_term="none", pretrain_steps=10,
+                            seeds=(0, 1, 2, 3))
+    assert isinstance(c.fm_weight, float) and isinstance(c.noise_anneal_steps, int)
+
+
+@pytest.mark.parametrize("name", variant_names())
+def test_a_variant_alone_is_its_config(name):
+    assert config_of("--variant", name) == variant_config(name)
+
+
+def test_flags_override_a_variant_and_only_the_flags_given():
+    base = "seed000/mbd+noise+fm"
+    assert config_of("--variant", base, "--fm-weight", "0.5") == variant_config(base, fm_weight=0.5)
+    assert config_of("--variant", base, "--no-minibatch") == variant_config("seed000/noise+fm")
+    assert config_of("--variant", base, "--g-loss", "non_saturating", "--feature-matching", "none") == \
+        variant_config("seed000/mbd+noise")
+    assert config_of("--variant", base, "--instance-noise", "0") == variant_config("seed000/mbd+fm", noise_target="z")
+    assert config_of("--variant", base, "--noise-target", "d_inputs", "--seeds", "2-3", "--steps", "7",
+                     "--dtype", "float64") == \
+        variant_config(base, noise_target="d_inputs", seeds=(2, 3), num_steps=7, dtype="float64")
+    # --protocol starts from that protocol's defaults, the variant's switches kept.
+    assert config_of("--variant", "blog2017/minibatch", "--protocol", "2016") == variant_config("blog2016/minibatch")
+    assert config_of("--variant", "blog2016/vanilla", "--minibatch") == variant_config("blog2016/minibatch")
+    assert config_of("--variant", "noise/d_inputs-0.1-linear", "--noise-anneal-steps", "50", "--steps", "100") == \
+        variant_config("noise/d_inputs-0.1-linear", noise_anneal_steps=50, num_steps=100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_run_seed000_variant_with_every_technique_on(framework, capsys):
+    """A real tiny run of the seed-000 cell with minibatch, noise on z and feature matching."""
+    doc = run_json(capsys, ["--variant", "seed000/mbd+noise+fm", "--steps", "20", "--seeds", "0-1",
+                            "--framework", framework])
+    config = doc["config"]
+    assert config == {**variant_config("seed000/mbd+noise+fm").to_dict(), "num_steps": 20, "seeds": [0, 1]}
+    assert doc["variant"] == "seed000/mbd+noise+fm" and doc["framework"] == framework
+    assert doc["identity"] == "p2017-mbd-exp0-K5C3-B8-T20-h4-noadv-fm_paired_l2x1-in0.001z-float32@0-1"
+    assert [r["seed"] for r in doc["runs"]] == [0, 1]
+    assert all(r["status"] in STATUSES and set(r["metrics"]) == METRIC_KEYS for r in doc["runs"])
+    assert any(r["status"] != "diverged" for r in doc["runs"])
+
+
+@pytest.mark.slow
+def test_run_variant_flags_override_in_json_and_table(capsys):
+    doc = run_json(capsys, ["--variant", "seed000/mbd+noise+fm", "--steps", "5", "--fm-weight", "0.5",
+                            "--feature-matching", "mean_sq", "--no-minibatch", "--label-smoothing", "0.9"])
+    config = doc["config"]
+    assert (config["minibatch"], config["g_loss"], config["feature_matching"], config["fm_weight"],
+            config["instance_noise"], config["noise_target"], config["label_smoothing"], config["num_steps"]) == \
+        (False, "none", "mean_sq", 0.5, 0.001, "z", 0.9, 5)
+    assert doc["slug"] == "p2017-vanilla-B8-T5-h4-noadv-fm_mean_sqx0.5-in0.001z-ls0.9-float32"
+
+    assert main(["run", "--variant", "smoothing/alpha0.9", "--steps", "5", "--historical-averaging", "0.01",
+                 "--quiet"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("p2017-vanilla-B8-T5-h4-ls0.9-ha0.01-float32@0 ")
+    assert "variant=smoothing/alpha0.9" in header and "framework=torch" in header

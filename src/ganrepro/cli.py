@@ -1,12 +1,25 @@
 """The ``ganrepro`` command line (also ``python -m ganrepro``).
 
-    ganrepro run [--protocol 2016|2017] [--minibatch] [--mbd-self-term exp-1|exp0|none]
+    ganrepro run [--variant NAME] [--protocol 2016|2017] [--[no-]minibatch]
+                 [--mbd-self-term exp-1|exp0|none] [--mbd-kernels K] [--mbd-dims C]
+                 [--g-loss non_saturating|saturating|none]
+                 [--feature-matching none|paired_l2|paired_sq|mean_sq] [--fm-weight W]
+                 [--instance-noise S] [--noise-target d_inputs|z]
+                 [--noise-schedule constant|linear|exponential] [--noise-anneal-steps T]
+                 [--label-smoothing ALPHA] [--historical-averaging LAMBDA]
                  [--framework torch|tf] [--seeds 0-7] [--steps N] [--batch-size N]
                  [--hidden-size N] [--pretrain-steps N] [--dtype float32|float64]
                  [--curve-interval N] [--json] [--out DIR] [--quiet]
+    ganrepro variants [NAME] [--json]
+
+``run --variant NAME`` starts from a named variant's config (``ganrepro variants`` lists them);
+every option given explicitly overrides it, options not given leave it alone. Without a variant
+the config starts from the protocol's defaults (PROTOCOLS.md section 7).
 
 Everything is validated (config built, framework checked, --out checked) before any training
 or writing; a bad value exits with status 2 and one line ``ganrepro: error: ...`` on stderr.
+The range checks of the numbers and the rules between the technique switches are
+ExperimentConfig's (``ConfigError``).
 Importing this module loads no framework: torch or tensorflow is imported only when ``run``
 starts training.
 """
@@ -14,13 +27,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import impls
-from .config import DTYPES, PROTOCOLS, RULES, SELF_TERMS, ConfigError, make_config, parse_seeds
+from .config import (DTYPES, FEATURE_MATCHING, G_LOSSES, NOISE_SCHEDULES, NOISE_TARGETS, PROTOCOLS, RULES,
+                     SELF_TERMS, ConfigError, ExperimentConfig, format_seeds, make_config, parse_seeds)
+from .variants import VARIANTS, Variant, get_variant, variant_names
 
 PROG = "ganrepro"
 EXIT_USAGE = 2
@@ -52,6 +68,20 @@ def _int_at_least(low: int):
     return parse
 
 
+def _number(kind):
+    """int or float, without a range check: the ranges are ExperimentConfig's (one place, one wording)."""
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+    parse.__name__ = what
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Reproducibility suite for GAN training techniques on the 1D toy "
                                              "problem (G learns N(4, 0.5)), in twin PyTorch and TensorFlow "
@@ -67,13 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the seeds of one config as one stack in one framework, score each seed "
                     "(metrics of G on 10,000 fresh z ~ U(-8, 8)) and print a table, or JSON. "
                     f"Protocol defaults: {defaults}.")
-    run.add_argument("--protocol", choices=PROTOCOLS, default="2017", help="reference protocol (default 2017)")
-    run.add_argument("--minibatch", action="store_true", help="minibatch discrimination in D")
+    # Every option that sets a config field defaults to None: "not given", so that with --variant
+    # only the options the user gave override the variant (see config_from_args).
+    run.add_argument("--variant", default=None, metavar="NAME",
+                     help="start from a named variant's config (see 'ganrepro variants'); the options "
+                          "given explicitly override it")
+    run.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                     help="reference protocol (default 2017, or the variant's)")
+    run.add_argument("--minibatch", action=argparse.BooleanOptionalAction, default=None,
+                     help="minibatch discrimination in D (default off, or the variant's)")
     run.add_argument("--mbd-self-term", choices=SELF_TERMS, default=None,
                      help="minibatch discrimination's self term (default: the protocol's)")
+    run.add_argument("--mbd-kernels", type=_number(int), default=None, metavar="K",
+                     help="minibatch discrimination kernels K, >= 1 (default 5)")
+    run.add_argument("--mbd-dims", type=_number(int), default=None, metavar="C",
+                     help="dimensions C of each minibatch kernel, >= 1 (default 3)")
     run.add_argument("--framework", choices=tuple(impls.FRAMEWORKS), default="torch",
                      help="twin implementation to train with (default torch)")
-    run.add_argument("--seeds", default="0", metavar="RANGE",
+    run.add_argument("--seeds", default=None, metavar="RANGE",
                      help="seeds to run as one stack, e.g. 0-7, 3 or 0-3,10 (default 0)")
     run.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
                      help="training steps (default: the protocol's)")
@@ -86,11 +127,46 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=DTYPES, default=None, help="float type (default float32)")
     run.add_argument("--curve-interval", type=_int_at_least(1), default=None, metavar="N",
                      help="record the training curves every N steps (default 10)")
+    tech = run.add_argument_group(
+        "techniques", "PROTOCOLS.md section 8; all off by default (or as the variant sets them). "
+                      "L_G = adversarial term + W * feature matching on D's last hidden layer.")
+    tech.add_argument("--g-loss", choices=G_LOSSES, default=None,
+                      help="G's adversarial term: mean(-log D(G(z))), mean(log(1 - D(G(z)))), or none "
+                           "(needs --feature-matching) (default non_saturating)")
+    tech.add_argument("--feature-matching", choices=FEATURE_MATCHING, default=None,
+                      help="feature-matching term of G's loss: paired L2 (seeds 000/001), paired squared L2, "
+                           "or Salimans' squared distance of the batch means (default none)")
+    tech.add_argument("--fm-weight", type=_number(float), default=None, metavar="W",
+                      help="weight W of the feature-matching term, > 0 (default 1)")
+    tech.add_argument("--instance-noise", type=_number(float), default=None, metavar="S",
+                      help="std S >= 0 of the Gaussian noise N(0, S^2), drawn fresh every step (default 0: off)")
+    tech.add_argument("--noise-target", choices=NOISE_TARGETS, default=None,
+                      help="d_inputs: D's inputs x and G(z), in both updates (instance noise proper); "
+                           "z: x and G's input z, in D's update only (seed 000's code) (default d_inputs)")
+    tech.add_argument("--noise-schedule", choices=NOISE_SCHEDULES, default=None,
+                      help="constant S, or S annealed to zero linearly or exponentially (default constant)")
+    tech.add_argument("--noise-anneal-steps", type=_number(int), default=None, metavar="T",
+                      help="steps over which the noise is annealed to zero, at most the run's "
+                           "(default 0: the whole run)")
+    tech.add_argument("--label-smoothing", type=_number(float), default=None, metavar="ALPHA",
+                      help="one-sided label smoothing: D's real target ALPHA in (0, 1] (default 1: off)")
+    tech.add_argument("--historical-averaging", type=_number(float), default=None, metavar="LAMBDA",
+                      help="historical averaging: each player's loss gains "
+                           "LAMBDA * ||theta - mean of past theta||^2, LAMBDA >= 0 (default 0: off)")
     run.add_argument("--json", action="store_true",
                      help="print one JSON document (config, per-seed metrics, timings, versions, floor)")
     run.add_argument("--out", default=None, metavar="DIR",
                      help="save each run under DIR/<slug>/<framework>/seed-<k>/")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    variants = sub.add_parser(
+        "variants", help="list the named variants (the seed posts' experiments) and their configs",
+        description="The named variants: the experiments of the seed posts by stable names, each with "
+                    "its full config (fields marked * differ from the protocol's defaults). "
+                    "'ganrepro run --variant NAME' runs one; explicit options override it.")
+    variants.add_argument("name", nargs="?", default=None, metavar="NAME", help="show only this variant")
+    variants.add_argument("--json", action="store_true",
+                          help="print a JSON list of {name, description, source, identity, slug, same_as, config}")
     return parser
 
 
@@ -112,12 +188,48 @@ def _check_out(path_text: str) -> Path:
     return path
 
 
-def config_from_args(args: argparse.Namespace):
-    """The ExperimentConfig the options name (ConfigError on a bad value)."""
-    return make_config(
-        args.protocol, minibatch=args.minibatch, seeds=parse_seeds(args.seeds), num_steps=args.steps,
-        batch_size=args.batch_size, hidden_size=args.hidden_size, pretrain_steps=args.pretrain_steps,
-        dtype=args.dtype, curve_interval=args.curve_interval, mbd_self_term=args.mbd_self_term)
+OPTION_FIELDS = {
+    # run's option dest -> the ExperimentConfig field it sets
+    "protocol": "protocol", "minibatch": "minibatch", "mbd_self_term": "mbd_self_term",
+    "mbd_kernels": "mbd_kernels", "mbd_dims": "mbd_dims", "steps": "num_steps", "batch_size": "batch_size",
+    "hidden_size": "hidden_size", "pretrain_steps": "pretrain_steps", "dtype": "dtype",
+    "curve_interval": "curve_interval", "g_loss": "g_loss", "feature_matching": "feature_matching",
+    "fm_weight": "fm_weight", "instance_noise": "instance_noise", "noise_target": "noise_target",
+    "noise_schedule": "noise_schedule", "noise_anneal_steps": "noise_anneal_steps",
+    "label_smoothing": "label_smoothing", "historical_averaging": "historical_averaging",
+}
+FIELD_FLAGS = {fld: "--" + dest.replace("_", "-") for dest, fld in OPTION_FIELDS.items()}
+_FIELD_WORD = re.compile(r"\b(" + "|".join(sorted((f for f in FIELD_FLAGS if "_" in f), key=len, reverse=True))
+                         + r")\b")
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The config fields the user set explicitly on the command line (options left at None are not)."""
+    given = {fld: getattr(args, dest) for dest, fld in OPTION_FIELDS.items() if getattr(args, dest, None) is not None}
+    if getattr(args, "seeds", None) is not None:
+        given["seeds"] = parse_seeds(args.seeds)
+    return given
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    """The ExperimentConfig the options name (ConfigError on a bad value, naming the option).
+
+    With --variant: the variant's config with the explicitly given options applied on top (a
+    given --protocol starts from that protocol's defaults, the variant's switches kept). Without:
+    the protocol's defaults (2017 unless given) with the given options.
+    """
+    variant = get_variant(args.variant) if getattr(args, "variant", None) is not None else None
+    given = given_options(args)
+    try:
+        if variant is not None:
+            return variant.config(**given)
+        return make_config(given.pop("protocol", "2017"), **given)
+    except ConfigError as exc:
+        # Name the command-line option rather than the field (e.g. --mbd-kernels, not mbd_kernels).
+        message = _FIELD_WORD.sub(lambda m: FIELD_FLAGS[m.group(1)], str(exc))
+        if variant is not None:
+            message += f" (starting from --variant {variant.name})"
+        raise ConfigError(message) from None
 
 
 # ---- output -----------------------------------------------------------------------------------
@@ -182,10 +294,15 @@ def _median(records: list[dict], key: str) -> float:
     return float(np.median(values)) if values.size else float("nan")
 
 
-def format_table(config, framework: str, records: list[dict], timings: dict, floor: dict) -> str:
-    """The default report: a header line, one row per seed, then the floor and median rows."""
+def format_table(config, framework: str, records: list[dict], timings: dict, floor: dict,
+                 variant: Optional[str] = None) -> str:
+    """The default report: a header line, one row per seed, then the floor and median rows.
+
+    The header's identity names every technique switch that differs from the defaults.
+    """
     total = sum(float(timings.get(k, 0.0)) for k in ("pretrain_s", "train_s", "evaluate_s"))
-    header = (f"{config.identity}  framework={framework}  training {total:.2f} s "
+    named = f"  variant={variant}" if variant else ""
+    header = (f"{config.identity}{named}  framework={framework}  training {total:.2f} s "
               f"(pretrain {float(timings.get('pretrain_s', 0.0)):.2f} s, "
               f"train {float(timings.get('train_s', 0.0)):.2f} s, "
               f"evaluate {float(timings.get('evaluate_s', 0.0)):.2f} s; {len(records)} seed(s) stacked)")
@@ -207,12 +324,14 @@ def format_table(config, framework: str, records: list[dict], timings: dict, flo
     return "\n".join(lines)
 
 
-def json_document(config, framework: str, records: list[dict], floor: dict, out: Optional[Path]) -> dict:
+def json_document(config, framework: str, records: list[dict], floor: dict, out: Optional[Path],
+                  variant: Optional[str] = None) -> dict:
     first = records[0]
     return {
         "config": config.to_dict(),
         "identity": config.identity,
         "slug": config.slug,
+        "variant": variant,
         "framework": framework,
         "device": first["device"],
         "timings": first["timings"],
@@ -255,16 +374,100 @@ def cmd_run(args: argparse.Namespace, config, out: Optional[Path]) -> int:
 
     floor = dict(PUBLISHED_FLOOR)
     if args.json:
-        print(rec.dumps(json_document(config, args.framework, records, floor, out)))
+        print(rec.dumps(json_document(config, args.framework, records, floor, out, variant=args.variant)))
     else:
         # The table's floor row shows the target's mean and std: a perfect generator's.
-        print(format_table(config, args.framework, records, output.timings, {"mean": MU, "std": SIGMA, **floor}))
+        print(format_table(config, args.framework, records, output.timings, {"mean": MU, "std": SIGMA, **floor},
+                           variant=args.variant))
         if saved:
             print(f"saved {len(saved)} run(s) under {out / config.slug / args.framework}")
     return 0
 
 
-COMMANDS = {"run": (validate_run, cmd_run)}
+CONFIG_GROUPS = (
+    ("run", ("protocol", "batch_size", "num_steps", "pretrain_steps", "hidden_size", "dtype", "curve_interval",
+             "seeds")),
+    ("minibatch", ("minibatch", "mbd_kernels", "mbd_dims", "mbd_self_term")),
+    ("G loss", ("g_loss", "feature_matching", "fm_weight")),
+    ("noise", ("instance_noise", "noise_target", "noise_schedule", "noise_anneal_steps")),
+    ("D, both", ("label_smoothing", "historical_averaging")),
+)
+
+
+def _value_text(name: str, value) -> str:
+    if name == "seeds":
+        return format_seeds(value)
+    return str(value)
+
+
+def same_experiment(name: str) -> list[str]:
+    """The other variants whose config equals ``name``'s (the same experiment, named from another post)."""
+    config = VARIANTS[name].config()
+    return [n for n in variant_names() if n != name and VARIANTS[n].config() == config]
+
+
+def format_config(config: ExperimentConfig, indent: str = "    ") -> list[str]:
+    """Every field of ``config``, grouped, ``*`` on those that differ from the protocol's defaults."""
+    defaults = make_config(config.protocol).to_dict()
+    values = config.to_dict()
+    groups = [(label, [f for f in fields if f in values]) for label, fields in CONFIG_GROUPS]
+    listed = {f for _, fields in groups for f in fields}
+    rest = [f for f in values if f not in listed]  # a field added to the config later still shows
+    if rest:
+        groups.append(("other", rest))
+    rules = config.rules
+    derived = (f"{config.activation} D, {config.optimizer}, {'clipped' if rules.clip_log else 'plain'} log, "
+               f"{config.iterations} iterations")
+    width = max(len(label) for label, _ in groups) + 1
+    lines = []
+    for label, fields in groups:
+        cells = [f"{f}={_value_text(f, values[f])}{'*' if values[f] != defaults.get(f) else ''}" for f in fields]
+        extra = f"  ({derived})" if label == "run" else ""
+        lines.append(f"{indent}{label + ':':<{width}} {' '.join(cells)}{extra}")
+    return lines
+
+
+def variant_entry(variant: Variant) -> dict:
+    config = variant.config()
+    return {"name": variant.name, "description": variant.description, "source": variant.source,
+            "identity": config.identity, "slug": config.slug, "same_as": same_experiment(variant.name),
+            "config": config.to_dict()}
+
+
+def format_variant(variant: Variant) -> str:
+    config = variant.config()
+    lines = [variant.name, f"    {variant.description}", f"    source:   ../shared/{variant.source}",
+             f"    identity: {config.identity}"]
+    same = same_experiment(variant.name)
+    if same:
+        lines.append(f"    same experiment as: {', '.join(same)}")
+    lines.extend(format_config(config))
+    return "\n".join(lines)
+
+
+def validate_variants(args: argparse.Namespace):
+    """The variants to show: all, or the one named (ConfigError for an unknown name)."""
+    chosen = [get_variant(args.name)] if args.name is not None else list(VARIANTS.values())
+    for v in chosen:  # every config is built (and so validated) before anything is printed
+        v.config()
+    return (chosen,)
+
+
+def cmd_variants(args: argparse.Namespace, chosen: list[Variant]) -> int:
+    if args.json:
+        from . import records as rec
+
+        print(rec.dumps([variant_entry(v) for v in chosen]))
+        return 0
+    blocks = [format_variant(v) for v in chosen]
+    if args.name is None:
+        blocks.insert(0, f"{len(chosen)} variants ('ganrepro run --variant NAME' runs one; explicit options "
+                         "override it). Fields marked * differ from the protocol's defaults.")
+    print("\n\n".join(blocks))
+    return 0
+
+
+COMMANDS = {"run": (validate_run, cmd_run), "variants": (validate_variants, cmd_variants)}
 
 
 def _one_line(exc: BaseException) -> str:
