@@ -48,16 +48,17 @@ def whole_run_cells() -> dict:
 
 CELLS = whole_run_cells()
 PERTURBATION = {"float64": 1e-15, "float32": 1e-7}
-TRIGGER = {"float64": 1e-11, "float32": 1e-6}
-# float64: the issue's aim, 1e-9 relative. float32: 1e-4. In both, the bound is 100x the trigger:
+TRIGGER = {"float64": 1e-11, "float32": 1e-5}
+# float64: the issue's aim, 1e-9 relative. float32: 1e-3 (the trigger sits ~160 ulps above float32's
+# rounding; a lower one ends most float32 horizons within 50 steps). In both, the bound is 100x the trigger:
 # before the horizon the twins' own rounding differences may grow as much as a one-ulp
 # perturbation does, they are injected at every step rather than once, and in a chaotic burst the
 # growth per step can reach 3-10x, so the step before the trigger fires may already be 10x past
 # it (measured: a 10x ratio was too small, 1.15e-4 one step before a 1e-5 trigger). Injected at every step, independent roundings also add up like a random walk: over t steps
-# about sqrt(t) * 1.2e-7 * (the gain of a step, ~10), 4e-5 at t = 1000 but 1.2e-4 at t = 5000
-# (measured: 1.15e-4 in seed000/mbd+fm). So the float32 bound holds as 1e-4 for the first 1000
-# steps and grows like sqrt(t / 1000) after: GROWTH below. (float64's 1e-9 leaves room for it.)
-BOUND = {"float64": 1e-9, "float32": 1e-4}
+# about sqrt(t) * 1.2e-7 * (the gain of a step, ~10), 4e-5 at t = 1000, 1.2e-4 at t = 5000.
+# So the float32 bound holds as is for the first 1000 steps and grows like sqrt(t / 1000)
+# after: ``growth`` below. (float64's 1e-9 leaves room for the same effect.)
+BOUND = {"float64": 1e-9, "float32": 1e-3}
 
 
 def growth(steps, dtype):
@@ -131,12 +132,12 @@ def test_whole_runs_agree_up_to_each_seeds_sensitivity_horizon(twins, cell, dtyp
             kink = int(np.argmax(over))
             assert kink >= MIN_KINK_STEP, f"seed {s}: gradient norms disagree at step {kink}: a bug, not a kink"
             kinks.append(kink)
-            h = kink + 1
+            h = kink  # the event's own step: D's update there already differs, and so does loss/G
         ends.append(int(h))
     covered = f"compared steps per seed {sorted(ends)} of {total}; kink events at {sorted(kinks)}"
     before = max((losses[:e, s].max() for s, e in enumerate(ends) if e > 0), default=0.0)
     agreement(f"loss curves ({covered})", before, BOUND[dtype])
-    worst = max((norms[:e - 1, s].max(initial=0.0) for s, e in enumerate(ends) if e > 1), default=0.0)
+    worst = max((norms[:e, s].max(initial=0.0) for s, e in enumerate(ends) if e > 0), default=0.0)
     agreement("gradient-norm curves before each seed's first kink event", worst, BOUND[dtype])
     horizons = np.array(ends)
 
