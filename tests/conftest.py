@@ -17,10 +17,6 @@ from ganrepro.impls import FRAMEWORKS, available, get_backend
 _AGREEMENT: list[tuple[str, str, float, float]] = []
 
 
-def _framework_param(name):
-    return pytest.param(name, id=name)
-
-
 @pytest.fixture(params=list(FRAMEWORKS), ids=list(FRAMEWORKS))
 def framework(request) -> str:
     name = request.param
