@@ -69,8 +69,13 @@ def in_seed_groups(fn, config: ExperimentConfig, weights: dict, x: np.ndarray, g
 
 
 def train(config: ExperimentConfig, framework: str, *, progress: Optional[Callable[[int, int], None]] = None,
-          max_chunk: int = DEFAULT_CHUNK, init: Optional[dict] = None) -> TrainingOutput:
+          max_chunk: int = DEFAULT_CHUNK, init: Optional[dict] = None,
+          on_chunk: Optional[Callable[[int, dict], None]] = None) -> TrainingOutput:
     """Train ``config.seeds`` as one stack in ``framework``; ``progress(done, total)`` after each chunk.
+
+    ``on_chunk(done, weights)`` (optional) is called after each chunk of at most ``max_chunk``
+    steps with the steps done and the current {"G", "D"} weights (NumPy, seed axis first); the
+    training animation uses it to draw frames. It does not change the run.
 
     ``init`` replaces the seeds' initial weights ({"G", "D"[, "D_pre"]} as from ``initial_weights``);
     the agreement tests use it to measure how a trajectory amplifies a tiny perturbation.
@@ -91,6 +96,8 @@ def train(config: ExperimentConfig, framework: str, *, progress: Optional[Callab
         state, curves = backend.train_chunk(config, state, chunk)
         steps = np.arange(chunk.start, chunk.start + chunk.n_valid)
         pieces.append(curves[:chunk.n_valid][np.isin(steps, keep)])
+        if on_chunk is not None:
+            on_chunk(chunk.start + chunk.n_valid, backend.state_weights(config, state))
         if progress:
             progress(chunk.start + chunk.n_valid, config.iterations)
     weights = backend.state_weights(config, state)
