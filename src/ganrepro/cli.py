@@ -11,6 +11,10 @@
                  [--hidden-size N] [--pretrain-steps N] [--dtype float32|float64]
                  [--curve-interval N] [--json] [--out DIR] [--quiet]
     ganrepro variants [NAME] [--json]
+    ganrepro sweep [--grid default|smoke] [--runs DIR] [--jobs N] [--executor local|ray]
+                   [--ray-address ADDR] [--max-stack N] [--quiet]
+    ganrepro report [--grid default|smoke] [--runs DIR] [--out DIR] [--no-html] [--quiet]
+    ganrepro report --animate VARIANT [--framework torch|tf] [--seed K] [--frames N] [--out DIR]
 
 ``run --variant NAME`` starts from a named variant's config (``ganrepro variants`` lists them);
 every option given explicitly overrides it, options not given leave it alone. Without a variant
@@ -36,6 +40,7 @@ from typing import Optional, Sequence
 from . import impls
 from .config import (DTYPES, FEATURE_MATCHING, G_LOSSES, NOISE_SCHEDULES, NOISE_TARGETS, PROTOCOLS, RULES,
                      SELF_TERMS, ConfigError, ExperimentConfig, format_seeds, make_config, parse_seeds)
+from .grids import GRIDS, get_grid
 from .variants import VARIANTS, Variant, get_variant, variant_names
 
 PROG = "ganrepro"
@@ -167,24 +172,70 @@ def build_parser() -> argparse.ArgumentParser:
     variants.add_argument("name", nargs="?", default=None, metavar="NAME", help="show only this variant")
     variants.add_argument("--json", action="store_true",
                           help="print a JSON list of {name, description, source, identity, slug, same_as, config}")
+    grid_names = ", ".join(f"{g.name} ({g.description})" for g in GRIDS.values())
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of variants x frameworks x seeds, resumably",
+        description="Train every run of a grid not yet stored under --runs and store one record per run "
+                    "(DIR/<slug>/<framework>/seed-<k>/). Interrupted at any moment (even kill -9), it resumes "
+                    f"where it stopped. Grids: {grid_names}.")
+    sweep.add_argument("--grid", default="default", metavar="NAME", help=f"the grid to run: {', '.join(GRIDS)} "
+                                                                          "(default: default)")
+    sweep.add_argument("--runs", default="runs", metavar="DIR", help="where runs are stored (default: runs)")
+    sweep.add_argument("--jobs", type=_int_at_least(1), default=None, metavar="N",
+                       help="parallel workers (default: every core this process may use)")
+    sweep.add_argument("--executor", default="local", metavar="NAME",
+                       help="local (worker processes on this machine, the default) or ray (a Ray cluster; "
+                            "pip install 'ganrepro[ray]')")
+    sweep.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="the Ray cluster to join (default: start a local Ray instance of --jobs CPUs)")
+    sweep.add_argument("--max-stack", type=_int_at_least(1), default=32, metavar="N",
+                       help="seeds trained together as one stack, at most (default 32)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    report = sub.add_parser(
+        "report", help="turn a grid's stored runs into reports/<grid>/ (Markdown, CSV, PNG, HTML)",
+        description="Build the comparison report of a grid from its stored runs: per variant and framework "
+                    "the median, IQR and IQM with bootstrap interval of KS, W1 and KDE log-likelihood; divergence "
+                    "and collapse rates; each technique against its baseline; TF vs PyTorch seed by seed; "
+                    "figures. With --animate, write the training animation of one run instead.")
+    report.add_argument("--grid", default="default", metavar="NAME",
+                        help=f"the grid to report: {', '.join(GRIDS)} (default: default)")
+    report.add_argument("--runs", default="runs", metavar="DIR", help="where the sweep stored its runs "
+                                                                       "(default: runs)")
+    report.add_argument("--out", default=None, metavar="DIR",
+                        help="the report folder (default: reports/<grid>; with --animate: reports/animations)")
+    report.add_argument("--no-html", dest="html", action="store_false", help="skip index.html")
+    report.add_argument("--animate", default=None, metavar="VARIANT",
+                        help="train one run of VARIANT and write its training animation (GIF)")
+    report.add_argument("--framework", choices=tuple(impls.FRAMEWORKS), default="torch",
+                        help="with --animate: the framework (default torch)")
+    report.add_argument("--seed", type=_int_at_least(0), default=0, metavar="K",
+                        help="with --animate: the seed (default 0)")
+    report.add_argument("--frames", type=_int_at_least(2), default=60, metavar="N",
+                        help="with --animate: about how many frames (default 60)")
+    report.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
 # ---- validation -----------------------------------------------------------------------------
 def _check_out(path_text: str) -> Path:
-    """--out must be (or become) a writable folder: not a file, its first existing ancestor a folder."""
+    return _check_out_flag(path_text, "--out")
+
+
+def _check_out_flag(path_text: str, flag: str) -> Path:
+    """``flag`` must be (or become) a writable folder: not a file, its first existing ancestor a folder."""
     path = Path(path_text)
     if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {path_text!r} exists and is not a folder; give a folder path")
+        raise UsageError(f"{flag} {path_text!r} exists and is not a folder; give a folder path")
     probe = path
     while not probe.exists():
         if probe.parent == probe:
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise UsageError(f"--out {path_text!r} cannot be created: {str(probe)!r} is a file, not a folder")
+        raise UsageError(f"{flag} {path_text!r} cannot be created: {str(probe)!r} is a file, not a folder")
     if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {path_text!r} is not writable (no write permission on {str(probe)!r})")
+        raise UsageError(f"{flag} {path_text!r} is not writable (no write permission on {str(probe)!r})")
     return path
 
 
@@ -467,7 +518,84 @@ def cmd_variants(args: argparse.Namespace, chosen: list[Variant]) -> int:
     return 0
 
 
-COMMANDS = {"run": (validate_run, cmd_run), "variants": (validate_variants, cmd_variants)}
+def _check_frameworks(frameworks) -> None:
+    for framework in frameworks:
+        impls.check_framework(framework)
+
+
+def validate_sweep(args: argparse.Namespace):
+    """(grid, runs folder, executor): everything checked before any training."""
+    from . import sweep as sw
+
+    grid = get_grid(args.grid)
+    _check_frameworks(grid.frameworks)
+    sw.check_executor(args.executor)
+    if args.ray_address is not None and args.executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+    runs = _check_out_flag(args.runs, "--runs")
+    jobs = args.jobs or sw.default_jobs()
+    return grid, runs, sw.make_executor(args.executor, jobs, args.ray_address), jobs
+
+
+def cmd_sweep(args: argparse.Namespace, grid, runs: Path, executor, jobs: int) -> int:
+    from . import sweep as sw
+
+    if not args.quiet:
+        print(f"{PROG} sweep: {grid.describe()}; runs under {runs}; {args.executor} executor, {jobs} worker(s)",
+              file=sys.stderr)
+    try:
+        summary = sw.sweep(grid, runs, executor=executor, max_stack=args.max_stack,
+                           progress=None if args.quiet else sw.SweepProgress)
+    except sw.StaleRunError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "none"
+    print(f"{PROG} sweep {grid.name}: {summary.runs_done} run(s) trained ({statuses}), {summary.runs_skipped} "
+          f"already stored, {summary.runs_total} in the grid ({summary.cells} cells); {summary.seconds:.0f} s; "
+          f"runs under {runs}")
+    return 0
+
+
+def validate_report(args: argparse.Namespace):
+    if args.animate is not None:
+        config = get_variant(args.animate).config(seeds=(args.seed,))
+        impls.check_framework(args.framework)
+        out = _check_out_flag(args.out or str(Path("reports") / "animations"), "--out")
+        return ("animate", config, out)
+    grid = get_grid(args.grid)
+    runs = Path(args.runs)
+    if not runs.is_dir():
+        raise UsageError(f"--runs {args.runs!r} is not a folder; run 'ganrepro sweep --grid {grid.name} "
+                         f"--runs {args.runs}' first")
+    out = _check_out_flag(args.out or str(Path("reports") / grid.name), "--out")
+    return ("report", grid, runs, out)
+
+
+def cmd_report(args: argparse.Namespace, mode: str, *rest) -> int:
+    say = (lambda text: None) if args.quiet else (lambda text: print(f"{PROG} report: {text}", file=sys.stderr))
+    if mode == "animate":
+        from .report.animation import animate_run
+
+        config, out = rest
+        name = f"{args.animate.replace('/', '-')}-{args.framework}-seed{args.seed}.gif"
+        say(f"training {args.animate} [{args.framework}] seed {args.seed} for about {args.frames} frames")
+        path = animate_run(config, args.framework, out / name, frames=args.frames)
+        print(f"wrote {path}")
+        return 0
+    from .report.build import IncompleteRunsError, build_report
+
+    grid, runs, out = rest
+    try:
+        path = build_report(grid, runs, out, html=args.html, say=say)
+    except IncompleteRunsError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote the report of grid {grid.name} to {path}")
+    return 0
+
+
+COMMANDS = {"run": (validate_run, cmd_run), "variants": (validate_variants, cmd_variants),
+            "sweep": (validate_sweep, cmd_sweep), "report": (validate_report, cmd_report)}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -163,7 +163,8 @@ def _write_seed(folder: Path, output, record: dict, i: int) -> None:
     _write_text(folder / "curves.csv", curves_csv(output.curve_steps, np.asarray(output.curves)[:, i, :]))
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read without changing it for longer than a call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -179,7 +180,7 @@ def save_runs(output, records: list[dict], out_dir) -> list[Path]:
     seeds = list(output.config.seeds)
     if len(records) != len(seeds) or [r["seed"] for r in records] != seeds:
         raise ValueError("records do not match the output's seeds")
-    mode = 0o777 & ~_umask()
+    mode = 0o777 & ~current_umask()
     written = []
     for i, (seed, record) in enumerate(zip(seeds, records)):
         final = run_dir(out_dir, output.config.slug, output.framework, seed)

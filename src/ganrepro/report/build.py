@@ -1,0 +1,330 @@
+"""Build the report of a sweep: ``reports/<grid>/`` from the runs stored under a runs folder.
+
+    README.md        the report (Markdown): tables, figures, how it was made
+    index.html       the same as one HTML page (optional)
+    runs.csv         one row per run (variant, framework, seed, status, metrics)
+    summary.csv      per variant and framework (tables.summary_table), floor row last
+    comparisons.csv  technique vs baseline (tables.comparison_table)
+    pairing.csv      TF vs PyTorch per variant (tables.pairing_table)
+    signs.csv        sign agreement of every effect (tables.sign_table)
+    figures/*.png    distributions, TF-vs-PyTorch scatter, per stored cell density and curves
+
+Everything is a function of the stored metrics, samples and curves (timings are not used), and
+of fixed seeds (bootstrap, floor), so the same runs give the same bytes. The folder is built
+complete in a temporary sibling and swapped in, so an interrupted build leaves the previous
+report whole.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+
+from .. import records as rec
+from ..grids import Grid, comparisons
+from ..metrics import PUBLISHED_FLOOR, perfect_generator_floor
+from ..sweep import plan
+from ..variants import VARIANTS
+from . import document as doc
+from . import tables
+from .runs import METRIC_NAMES, load_cell
+
+METRIC_TITLES = {"ks": "KS statistic (lower is better)", "w1": "Wasserstein-1 (lower is better)",
+                 "kde_ll": "KDE log-likelihood, nats (higher is better)"}
+FRAMEWORK_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
+
+
+class IncompleteRunsError(RuntimeError):
+    """Some runs of the grid are not stored (the sweep has not finished)."""
+
+
+@dataclass
+class Loaded:
+    grid: Grid
+    cells: dict  # (variant, framework) -> [StoredRun]
+    slugs: dict  # variant -> slug
+    same_as: dict  # variant -> other variants of the same stored cell
+
+
+def load_grid(grid: Grid, root) -> Loaded:
+    """Every stored run of ``grid`` under ``root``; ``IncompleteRunsError`` naming what is missing."""
+    cells, slugs, same_as, missing = {}, {}, {}, []
+    for cell in plan(grid):
+        runs = load_cell(root, cell.slug, cell.framework, seeds=set(grid.seeds))
+        have = {r.seed for r in runs}
+        lacking = [s for s in grid.seeds if s not in have]
+        if lacking:
+            missing.append(f"{cell.variants[0]} [{cell.framework}]: {len(lacking)} of {len(grid.seeds)}")
+        for variant in cell.variants:
+            cells[(variant, cell.framework)] = runs
+            slugs[variant] = cell.slug
+            same_as[variant] = [v for v in cell.variants if v != variant]
+    if missing:
+        shown = "; ".join(missing[:4]) + (f"; and {len(missing) - 4} more cells" if len(missing) > 4 else "")
+        raise IncompleteRunsError(f"runs missing under {str(root)!r} for grid {grid.name!r}: {shown}; "
+                                  f"run 'ganrepro sweep --grid {grid.name} --runs {root}' first (it resumes)")
+    order = {(v, f): i for i, (v, f) in enumerate((v, f) for v in grid.variants for f in grid.frameworks)}
+    cells = dict(sorted(cells.items(), key=lambda kv: order[kv[0]]))
+    return Loaded(grid, cells, slugs, same_as)
+
+
+def versions_line(loaded: Loaded) -> str:
+    """The library versions recorded by the runs (each distinct set once)."""
+    seen = []
+    for runs in loaded.cells.values():
+        for run in runs[:1]:
+            record = json.loads((run.path / "record.json").read_text(encoding="utf-8"))
+            text = ", ".join(f"{k} {v}" for k, v in sorted(record["versions"].items()))
+            if text not in seen:
+                seen.append(text)
+    return "; ".join(seen)
+
+
+# ---- figures ----------------------------------------------------------------------------------
+def figure_name(slug: str, kind: str) -> str:
+    return f"figures/{slug}-{kind}.png"
+
+
+def make_figures(loaded: Loaded, runs_df: pd.DataFrame, paired: pd.DataFrame, floor: dict, folder: Path,
+                 say: Callable[[str], None]) -> dict:
+    """Write every PNG under ``folder/figures``; return {key: relative path}."""
+    from . import figures
+
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for m in METRIC_NAMES:
+        path = f"figures/distribution-{m}.png"
+        figures.save_png(figures.metric_distributions_figure(runs_df, m, floor=floor[m]), folder / path)
+        paths[("distribution", m)] = path
+    if not paired.empty:
+        path = "figures/tf-vs-torch.png"
+        figures.save_png(figures.framework_scatter_figure(paired), folder / path)
+        paths["scatter"] = path
+    slugs = list(dict.fromkeys(loaded.slugs[v] for v in loaded.grid.variants))
+    for i, slug in enumerate(slugs):
+        variant = next(v for v in loaded.grid.variants if loaded.slugs[v] == slug)
+        by_fw = {f: loaded.cells[(variant, f)] for f in loaded.grid.frameworks}
+        say(f"figures {i + 1}/{len(slugs)}: {slug}")
+        picked = {}
+        for f, runs in by_fw.items():
+            for label, run in figures.representative_runs(runs, metric="ks").items():
+                picked[f"{FRAMEWORK_NAMES.get(f, f)}, {label} KS"] = run
+        names = " = ".join([variant] + loaded.same_as[variant])
+        figures.save_png(figures.density_figure(picked, f"{names}: real and generated density, D(x)"),
+                         folder / figure_name(slug, "density"))
+        figures.save_png(figures.curves_figure(by_fw, f"{names}: training diagnostics (median, IQR over seeds)"),
+                         folder / figure_name(slug, "curves"))
+    return paths
+
+
+# ---- the document -----------------------------------------------------------------------------
+def _with_ci(df, m, prefix="") -> pd.DataFrame:
+    out = df.copy()
+    out[f"{m}_iqr"] = [f"[{tables.fmt(a)}, {tables.fmt(b)}]" for a, b in zip(out[f"{m}_q1"], out[f"{m}_q3"])]
+    out[f"{m}_ci"] = [f"[{tables.fmt(a)}, {tables.fmt(b)}]" for a, b in zip(out[f"{m}_iqm_lo"], out[f"{m}_iqm_hi"])]
+    return out
+
+
+def _interval(lo, hi) -> str:
+    return f"[{tables.fmt(lo, 3)}, {tables.fmt(hi, 3)}]"
+
+
+def comparison_view(comp: pd.DataFrame, signs: pd.DataFrame, metric: str, frameworks) -> pd.DataFrame:
+    """One row per technique: P(improvement) [95% CI] and Cliff's delta per framework, sign agreement."""
+    rows = []
+    sub = comp[comp["metric"] == metric]
+    for (technique, baseline), group in sub.groupby(["technique", "baseline"], sort=False):
+        row = {"technique": technique, "baseline": baseline}
+        for _, r in group.iterrows():
+            name = FRAMEWORK_NAMES.get(r["framework"], r["framework"])
+            row[f"P {name}"] = f"{tables.fmt(r['p_improve'], 3)} {_interval(r['p_lo'], r['p_hi'])}"
+            row[f"delta {name}"] = f"{tables.fmt(r['cliffs_delta'], 3)} ({r['effect']})"
+            row[f"d {name}"] = r["cohens_d"]
+        s = signs[(signs["technique"] == technique) & (signs["metric"] == metric)] if not signs.empty else signs
+        row["signs agree"] = bool(s["agree"].iloc[0]) if len(s) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
+    grid = loaded.grid
+    fw_names = [FRAMEWORK_NAMES.get(f, f) for f in grid.frameworks]
+    n_cells = len(plan(grid))
+    B: list = [doc.Heading(1, f"Report: grid `{grid.name}`")]
+    B.append(doc.Paragraph(
+        f"{grid.describe()}. {len(grid.variants)} named variants in {n_cells // len(grid.frameworks)} distinct "
+        f"configs; {len(t['runs'])} runs (variant x framework x seed). Regenerate with "
+        f"`ganrepro sweep --grid {grid.name}` then `ganrepro report --grid {grid.name}` (the sweep resumes; "
+        "the same runs give this folder byte for byte)."))
+    B.append(doc.Paragraph(
+        "Each run is scored on 10,000 samples of G(z), z ~ U(-8, 8) fresh draws, against the exact "
+        "target N(4, 0.5^2): KS statistic and Wasserstein-1 (lower is better), KDE (Parzen) log-likelihood "
+        "(higher is better; it does not see mode collapse alone: read it with the collapse rate). "
+        "Status: **diverged** (non-finite output; no metric), **collapsed** (std < 0.2 sigma), else **ok**. "
+        "Summaries are over the runs with a value; the IQM is the interquartile mean with a "
+        f"percentile-bootstrap 95% interval ({loaded_stats_note()}). P(improvement) is the probability that a "
+        "random run with the technique beats a random baseline run (ties half; a diverged run loses), with a "
+        "stratified bootstrap 95% interval; Cliff's delta = 2P - 1 and Cohen's d (positive: the technique is "
+        "better) are the effect sizes. The perfect-generator floor (10,000 draws of the target itself, "
+        f"scored the same way, over the grid's seeds) is the last row: published floor KS {PUBLISHED_FLOOR['ks']}, "
+        f"W1 {PUBLISHED_FLOOR['w1']}, KDE {PUBLISHED_FLOOR['kde_ll']}."))
+    B.append(doc.Paragraph(f"Runs recorded: {versions_line(loaded)}; device cpu."))
+
+    signs = t["signs"]
+    B.append(doc.Heading(2, "Headline"))
+    if not signs.empty:
+        agree = int(signs["agree"].sum())
+        resolved = signs[signs[f"resolved_{grid.frameworks[0]}"] & signs[f"resolved_{grid.frameworks[-1]}"]]
+        B.append(doc.Paragraph(
+            f"{' and '.join(fw_names)} agree on the sign of {agree} of {len(signs)} effects "
+            f"(technique x metric); {len(resolved)} effects are resolved (95% interval of P(improvement) "
+            f"excludes 0.5) in both frameworks, of which {int(resolved['agree'].sum())} agree."))
+        lines = []
+        for _, r in t["comparisons_mean"].iterrows():
+            lines.append(f"- `{r['technique']}` vs `{r['baseline']}`: {r['verdict']}")
+        if lines:
+            B.append(doc.Paragraph("Per technique (KS, both frameworks):\n" + "\n".join(lines)))
+    outcome = t["summary"][t["summary"]["framework"] != "-"]
+    B.append(doc.Paragraph(
+        f"Across the grid: {int(outcome['diverged'].sum())} diverged and {int(outcome['collapsed'].sum())} "
+        f"collapsed runs of {int(outcome['n'].sum())}."))
+
+    B.append(doc.Heading(2, "Per variant and framework"))
+    for m in METRIC_NAMES:
+        B.append(doc.Heading(3, METRIC_TITLES[m]))
+        view = _with_ci(t["summary"], m)
+        B.append(doc.Table(view, ("variant", "framework", "n", "diverged", "collapsed", f"{m}_median", f"{m}_iqr",
+                                  f"{m}_iqm", f"{m}_ci"),
+                           ("variant", "framework", "runs", "diverged", "collapsed", "median", "IQR", "IQM",
+                            "IQM 95% CI")))
+        if ("distribution", m) in figs:
+            B.append(doc.Image(figs[("distribution", m)], f"distribution of {m} over seeds"))
+
+    if not t["comparisons"].empty:
+        B.append(doc.Heading(2, "Techniques against their baselines"))
+        B.append(doc.Paragraph("P = P(improvement) [95% CI]; delta = Cliff's delta (Romano's label); d = Cohen's "
+                               "d; both positive when the technique is better. 'signs agree': the two "
+                               "frameworks find an effect of the same sign."))
+        for m in METRIC_NAMES:
+            B.append(doc.Heading(3, METRIC_TITLES[m]))
+            B.append(doc.Table(comparison_view(t["comparisons"], signs, m, grid.frameworks), digits=3))
+
+    if len(grid.frameworks) == 2 and not t["pairing"].empty:
+        a, b = grid.frameworks
+        B.append(doc.Heading(2, f"{FRAMEWORK_NAMES.get(b, b)} vs {FRAMEWORK_NAMES.get(a, a)}, seed by seed"))
+        B.append(doc.Paragraph(
+            f"The same seed is the same experiment in both frameworks (same initial weights, batches and noise). "
+            f"Paired difference = {b} - {a} per seed. Trajectories of a GAN amplify last-bit differences "
+            "(see the README's agreement section), so single seeds may end in different places; the "
+            "distributions over seeds are what must agree."))
+        B.append(doc.Table(t["pairing"], ("variant", "metric", "pairs", f"median_{a}", f"median_{b}",
+                                          "median_paired_diff", "max_abs_paired_diff", f"share_{b}_better",
+                                          "same_status"),
+                           ("variant", "metric", "seeds", f"median {a}", f"median {b}", "median paired diff",
+                            "max abs paired diff", f"share {b} better", "same status")))
+        if "scatter" in figs:
+            B.append(doc.Image(figs["scatter"], "TF vs PyTorch, per seed"))
+
+    B.append(doc.Heading(2, "Variants"))
+    B.append(doc.Paragraph("Densities: the target N(4, 0.5^2), the generated density and D(x), for the best, "
+                           "median and worst seed by KS in each framework, as in the seed posts. Curves: seed "
+                           "004's diagnostics, median and interquartile band over seeds."))
+    shown = set()
+    for variant in grid.variants:
+        slug = loaded.slugs[variant]
+        B.append(doc.Heading(3, f"`{variant}`"))
+        B.append(doc.Paragraph(VARIANTS[variant].description + f". Config `{slug}`."))
+        if loaded.same_as[variant]:
+            B.append(doc.Paragraph("Same experiment as " + ", ".join(f"`{v}`" for v in loaded.same_as[variant])
+                                   + " (one stored cell)."))
+        if slug in shown:
+            continue
+        shown.add(slug)
+        B.append(doc.Image(figure_name(slug, "density"), f"{variant}: densities"))
+        B.append(doc.Image(figure_name(slug, "curves"), f"{variant}: training curves"))
+    return B
+
+
+def loaded_stats_note() -> str:
+    from . import stats
+
+    return f"{stats.BOOTSTRAP_RESAMPLES} resamples, fixed bootstrap seed {stats.BOOTSTRAP_SEED}"
+
+
+def verdicts(comp: pd.DataFrame, frameworks, metric: str = "ks") -> pd.DataFrame:
+    """Per technique: a one-line verdict on ``metric`` from each framework's P(improvement) interval."""
+    rows = []
+    sub = comp[comp["metric"] == metric]
+    for (technique, baseline), group in sub.groupby(["technique", "baseline"], sort=False):
+        words = []
+        for _, r in group.iterrows():
+            verdict = "helps" if r["p_lo"] > 0.5 else "hurts" if r["p_hi"] < 0.5 else "no resolved effect"
+            words.append(f"{FRAMEWORK_NAMES.get(r['framework'], r['framework'])} {verdict} "
+                         f"(P = {tables.fmt(r['p_improve'], 3)})")
+        rows.append({"technique": technique, "baseline": baseline, "verdict": "; ".join(words)})
+    return pd.DataFrame(rows, columns=["technique", "baseline", "verdict"])
+
+
+# ---- writing ----------------------------------------------------------------------------------
+def compute_tables(loaded: Loaded) -> tuple[dict, dict]:
+    grid = loaded.grid
+    runs_df = tables.runs_frame(loaded.cells)
+    floor_raw = perfect_generator_floor(seeds=grid.seeds)
+    floor = {m: floor_raw[m] for m in METRIC_NAMES}
+    comp = tables.comparison_table(runs_df, comparisons(grid.variants))
+    t = {"runs": runs_df, "summary": tables.summary_table(runs_df, floor_raw), "comparisons": comp,
+         "comparisons_mean": verdicts(comp, grid.frameworks)}
+    if len(grid.frameworks) == 2:
+        a, b = grid.frameworks
+        t["pairing"] = tables.pairing_table(runs_df, a, b)
+        t["signs"] = tables.sign_table(comp, a, b)
+        t["paired"] = tables.paired_frame(runs_df, a, b)
+    else:
+        t["pairing"] = t["signs"] = t["paired"] = pd.DataFrame()
+    return t, floor
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.rmdir(old)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def build_report(grid: Grid, runs_root, out, *, html: bool = True,
+                 say: Optional[Callable[[str], None]] = None) -> Path:
+    """Write the report of ``grid`` from the runs under ``runs_root`` to the folder ``out``."""
+    say = say or (lambda text: None)
+    out = Path(out)
+    say("loading runs")
+    loaded = load_grid(grid, runs_root)
+    say("computing tables")
+    t, floor = compute_tables(loaded)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        figs = make_figures(loaded, t["runs"], t["paired"], floor, tmp, say)
+        blocks = build_blocks(loaded, t, figs, floor)
+        write = lambda name, text: (tmp / name).write_text(text, encoding="utf-8", newline="\n")  # noqa: E731
+        write("README.md", doc.to_markdown(blocks))
+        if html:
+            write("index.html", doc.to_html(blocks, f"ganrepro report: grid {grid.name}"))
+        for name in ("runs", "summary", "comparisons", "pairing", "signs"):
+            write(f"{name}.csv", tables.to_csv(t[name]))
+        os.chmod(tmp, 0o777 & ~rec.current_umask())
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
