@@ -579,7 +579,7 @@ def cmd_report(args: argparse.Namespace, mode: str, *rest) -> int:
         config, out = rest
         name = f"{args.animate.replace('/', '-')}-{args.framework}-seed{args.seed}.gif"
         say(f"training {args.animate} [{args.framework}] seed {args.seed} for about {args.frames} frames")
-        path = animate_run(config, args.framework, out / name, frames=args.frames)
+        path = animate_run(config, args.framework, out / name, frames=args.frames, title=args.animate)
         print(f"wrote {path}")
         return 0
     from .report.build import IncompleteRunsError, build_report
