@@ -52,6 +52,36 @@ def minibatch_features(f, w, b, config: ExperimentConfig):
     return out
 
 
+
+def minibatch_kernel_sums(m, self_term: str):
+    """o[..., i, k] = sum_j exp(-(d_k(i, j) + s [i == j])) from M (..., B, K, C), in float64.
+
+    d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]|, written out as a (..., B_i, B_j, K) array; the
+    diagonal term is exp(-s) (s = 1, 0, or +inf: left out). The reference of every formulation
+    of ``torch_minibatch`` and ``tf_minibatch`` at any batch size.
+    """
+    m = np.asarray(m, dtype=np.float64)
+    dist = np.abs(m[..., :, None, :, :] - m[..., None, :, :, :]).sum(axis=-1)  # (..., B_i, B_j, K)
+    kernel = np.exp(-dist)
+    diagonal = np.arange(m.shape[-3])
+    kernel[..., diagonal, diagonal, :] = np.exp(-SELF_TERM_S[self_term])
+    return kernel.sum(axis=-2)
+
+
+def minibatch_kernel_vjp(m, self_term: str, g):
+    """dL/dM for L = sum(g * o), o = ``minibatch_kernel_sums(m)``, g (..., B, K); float64.
+
+    Each pair (i, j) enters o[i] through E[i,j,k] = exp(-d_k(i, j)), and dE/dM[i,k,c] =
+    -E sign(M[i,k,c] - M[j,k,c]) = -dE/dM[j,k,c]; summed over both ends of every pair, without
+    using the symmetry of E (the production backward does; this is its independent check).
+    The diagonal has derivative zero (sign(0) = 0), whatever the self term.
+    """
+    m, g = np.asarray(m, dtype=np.float64), np.asarray(g, dtype=np.float64)
+    diff = m[..., :, None, :, :] - m[..., None, :, :, :]  # (..., B_i, B_j, K, C)
+    kernel = np.exp(-np.abs(diff).sum(axis=-1))  # (..., B_i, B_j, K)
+    part = (g[..., :, None, :] * kernel)[..., None] * np.sign(diff)  # dE[i,j]/dM[i] weighted by g[i]
+    return -part.sum(axis=-3) + part.sum(axis=-4)
+
 def discriminator(p, x, config: ExperimentConfig):
     """(D(x) (S, B), last hidden layer f (S, B, F))."""
     act = np.tanh if config.activation == "tanh" else (lambda a: np.maximum(a, 0.0))

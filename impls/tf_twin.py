@@ -21,6 +21,8 @@ from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS  # noqa: E402
 from ganrepro.streams import Chunk, Pretraining, pad_to_batches  # noqa: E402
 from ganrepro.weights import discriminator_shapes, generator_shapes  # noqa: E402
 
+from .tf_minibatch import kernel_sums  # noqa: E402
+
 NAME = "tf"
 
 
@@ -77,26 +79,17 @@ def generator(p: dict, z):
     return tf.squeeze(linear(h, p["g1.w"], p["g1.b"]), -1)
 
 
-def minibatch_features(f, w, b, config: ExperimentConfig):
+def minibatch_features(f, w, b, config: ExperimentConfig, formulation: str = "production"):
     """o(i)_k = sum_j exp(-(d_k(i, j) + s [i == j])), d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]|.
 
     M = linear(f, K*C) reshaped to (S, B, K, C); s = 1 ("exp-1"), 0 ("exp0") or inf ("none").
-    Returns (S, B, K).
+    Returns (S, B, K). ``formulation``: "production" (what training uses: the per-C loop up to 64
+    rows, fused kernels with a hand-written backward above) or "reference" (the published
+    (B, K, C, B) broadcast); see ``tf_minibatch.py``.
     """
     m = linear(f, w, b)
     m = tf.reshape(m, tf.concat([tf.shape(m)[:-1], [config.mbd_kernels, config.mbd_dims]], 0))
-    cols = tf.unstack(m, axis=-1)  # C tensors (S, B, K)
-    dist = tf.abs(tf.expand_dims(cols[0], -2) - tf.expand_dims(cols[0], -3))  # (S, B_i, B_j, K), summed over c
-    for col in cols[1:]:  # in order; no (S, B, B, K, C) tensor is materialised
-        dist = dist + tf.abs(tf.expand_dims(col, -2) - tf.expand_dims(col, -3))
-    eye = tf.expand_dims(tf.eye(f.shape[-2], dtype=f.dtype), -1)  # (B_i, B_j, 1)
-    if config.mbd_self_term == "exp-1":
-        kernel = tf.exp(-(dist + eye))
-    elif config.mbd_self_term == "exp0":
-        kernel = tf.exp(-dist)
-    else:
-        kernel = tf.exp(-dist) * (1 - eye)
-    return tf.reduce_sum(kernel, -2)
+    return kernel_sums(m, config.mbd_self_term, formulation)
 
 
 def discriminator(p: dict, x, config: ExperimentConfig):

@@ -10,6 +10,7 @@ import os
 import warnings
 
 os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")  # one rounding path per element: see configure()
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, required on CUDA by configure()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -18,6 +19,8 @@ from ganrepro.config import LOG_CLIP, ExperimentConfig  # noqa: E402
 from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS  # noqa: E402
 from ganrepro.streams import Chunk, Pretraining, pad_to_batches  # noqa: E402
 from ganrepro.weights import discriminator_shapes, generator_shapes  # noqa: E402
+
+from .torch_minibatch import kernel_sums  # noqa: E402
 
 NAME = "torch"
 
@@ -82,25 +85,16 @@ def generator(p: dict, z):
     return linear(h, p["g1.w"], p["g1.b"]).squeeze(-1)
 
 
-def minibatch_features(f, w, b, config: ExperimentConfig):
+def minibatch_features(f, w, b, config: ExperimentConfig, formulation: str = "production"):
     """o(i)_k = sum_j exp(-(d_k(i, j) + s [i == j])), d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]|.
 
     M = linear(f, K*C) reshaped to (S, B, K, C); s = 1 ("exp-1"), 0 ("exp0") or inf ("none").
-    Returns (S, B, K).
+    Returns (S, B, K). ``formulation``: "production" (what training uses: the per-C loop up to 64
+    rows, fused kernels with a hand-written backward above) or "reference" (the published
+    (B, K, C, B) broadcast); see ``torch_minibatch.py``.
     """
     m = linear(f, w, b).unflatten(-1, (config.mbd_kernels, config.mbd_dims))
-    cols = m.unbind(-1)  # C tensors (S, B, K)
-    dist = (cols[0].unsqueeze(-2) - cols[0].unsqueeze(-3)).abs()  # (S, B_i, B_j, K), summed over c
-    for col in cols[1:]:  # in order; no (S, B, B, K, C) tensor is materialised
-        dist = dist + (col.unsqueeze(-2) - col.unsqueeze(-3)).abs()
-    eye = torch.eye(f.shape[-2], dtype=f.dtype).unsqueeze(-1)  # (B_i, B_j, 1)
-    if config.mbd_self_term == "exp-1":
-        kernel = torch.exp(-(dist + eye))
-    elif config.mbd_self_term == "exp0":
-        kernel = torch.exp(-dist)
-    else:
-        kernel = torch.exp(-dist) * (1 - eye)
-    return kernel.sum(-2)
+    return kernel_sums(m, config.mbd_self_term, formulation)
 
 
 def discriminator(p: dict, x, config: ExperimentConfig):

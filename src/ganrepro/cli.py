@@ -15,6 +15,8 @@
                    [--ray-address ADDR] [--max-stack N] [--quiet]
     ganrepro report [--grid default|smoke] [--runs DIR] [--out DIR] [--no-html] [--quiet]
     ganrepro report --animate VARIANT [--framework torch|tf] [--seed K] [--frames N] [--out DIR]
+    ganrepro bench [--device cpu|cuda|all] [--batch-sizes B,B,...] [--frameworks torch,tf]
+                   [--torch-capability default|native] [--quick] [--out DIR]
 
 ``run --variant NAME`` starts from a named variant's config (``ganrepro variants`` lists them);
 every option given explicitly overrides it, options not given leave it alone. Without a variant
@@ -25,7 +27,7 @@ or writing; a bad value exits with status 2 and one line ``ganrepro: error: ...`
 The range checks of the numbers and the rules between the technique switches are
 ExperimentConfig's (``ConfigError``).
 Importing this module loads no framework: torch or tensorflow is imported only when ``run``
-starts training.
+starts training (``bench`` measures in worker processes of its own, see ``ganrepro.bench``).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import impls
+from . import bench, impls
 from .config import (DTYPES, FEATURE_MATCHING, G_LOSSES, NOISE_SCHEDULES, NOISE_TARGETS, PROTOCOLS, RULES,
                      SELF_TERMS, ConfigError, ExperimentConfig, format_seeds, make_config, parse_seeds)
 from .grids import GRIDS, get_grid
@@ -214,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--frames", type=_int_at_least(2), default=60, metavar="N",
                         help="with --animate: about how many frames (default 60)")
     report.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    bench.add_parser(sub)
     return parser
 
 
@@ -595,7 +599,8 @@ def cmd_report(args: argparse.Namespace, mode: str, *rest) -> int:
 
 
 COMMANDS = {"run": (validate_run, cmd_run), "variants": (validate_variants, cmd_variants),
-            "sweep": (validate_sweep, cmd_sweep), "report": (validate_report, cmd_report)}
+            "sweep": (validate_sweep, cmd_sweep), "report": (validate_report, cmd_report),
+            "bench": (bench.validate, bench.execute)}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,89 @@
+"""``ganrepro bench`` (issue 5): its usage errors, its tables' arithmetic, and one quick run that
+writes the tables. The timings themselves live in ``benchmarks/`` and ``reports/benchmarks/``."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from ganrepro import bench
+from ganrepro.cli import main
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-sizes", "8,x"], "comma-separated integers"),
+    (["--batch-sizes", "1,8"], "batch sizes must be integers >= 2"),
+    (["--frameworks", "jax"], "unknown framework 'jax'; allowed: torch, tf"),
+    (["--frameworks", ","], "names no framework"),
+    (["--device", "tpu"], "invalid choice: 'tpu'"),
+])
+def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "tables"
+    assert main(["bench", *argv, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cuda_without_a_device_is_a_usage_error(tmp_path, capsys):
+    if bench.cuda_available():
+        pytest.skip("this machine has a CUDA device")
+    assert main(["bench", "--device", "cuda", "--out", str(tmp_path / "t")]) == 2
+    assert "PyTorch sees no CUDA device here" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("")
+    assert main(["bench", "--out", str(target)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def _row(framework, formulation, batch, best_s, pass_="forward+backward"):
+    return {"framework": framework, "formulation": formulation, "passes": pass_, "batch": batch,
+            "best_s": best_s, "median_s": best_s, "rounds": 3, "warmup_s": 0.0, "peak_bytes": 2 ** 20,
+            "floor_s": bench.floor_seconds(batch, pass_, 1e11), "matmul_gflops": 100.0, "device": "cpu",
+            "device_name": "test cpu", "framework_version": "0", "capability": "default",
+            "inductor_simd_bits": None, "memory_method": "test"}
+
+
+def test_table_ratios():
+    """vs_reference = time / the reference's time (same framework, pass, batch); vs_floor = time /
+    (165 B^2 operations / matmul rate) with the backward."""
+    frame = bench.table([_row("torch", "reference", 64, 0.8), _row("torch", "production", 64, 0.02),
+                         _row("tf", "production", 64, 0.05)])
+    production = frame[(frame.framework == "torch") & (frame.formulation == "production")].iloc[0]
+    assert production.vs_reference == pytest.approx(0.02 / 0.8)
+    assert production.vs_floor == pytest.approx(0.02 / (165 * 64 * 64 / 1e11))
+    assert production.peak_MiB == 1.0
+    assert math.isnan(frame[frame.framework == "tf"].iloc[0].vs_reference)  # no reference measured
+    assert bench.floor_seconds(64, "forward", 1e11) == pytest.approx(55 * 64 * 64 / 1e11)
+
+
+def test_quick_run_writes_the_tables(tmp_path, capsys):
+    """Both frameworks, both formulations, B = 8 (the per-C loop) and 96 (fused / tiled kernels)."""
+    out = tmp_path / "benchmarks"
+    assert main(["bench", "--quick", "--device", "cpu", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "minibatch_cpu.csv", "minibatch_cpu.md", "minibatch_cpu.png"]
+    assert "## Minibatch-discrimination layer, cpu" in (out / "README.md").read_text()
+    frame = pd.read_csv(out / "minibatch_cpu.csv")
+    assert set(frame.framework) == {"torch", "tf"} and set(frame.formulation) == set(bench.FORMULATIONS)
+    assert set(frame.batch) == set(bench.QUICK_BATCH_SIZES) and set(frame.passes) == set(bench.PASSES)
+    assert len(frame) == 2 * 2 * 2 * 2
+    assert (frame.best_s > 0).all() and (frame.peak_MiB >= 0).all() and (frame.vs_floor > 0).all()
+    reference = frame[frame.formulation == "reference"]
+    assert (reference.vs_reference == 1.0).all()
+    markdown = (out / "minibatch_cpu.md").read_text()
+    assert markdown.startswith("# Minibatch-discrimination layer, cpu: ") and "| torch | production |" in markdown
+    assert (out / "minibatch_cpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_of_one_framework_keeps_the_other_frameworks_rows(tmp_path):
+    out = tmp_path / "benchmarks"
+    bench.write_tables([_row("torch", "reference", 64, 0.8), _row("torch", "production", 64, 0.02),
+                        _row("tf", "production", 64, 0.05)], out)
+    bench.write_tables([_row("tf", "production", 64, 0.04), _row("tf", "reference", 64, 0.4)], out)
+    frame = pd.read_csv(out / "minibatch_cpu.csv")
+    assert sorted(zip(frame.framework, frame.formulation, frame.best_s)) == [
+        ("tf", "production", 0.04), ("tf", "reference", 0.4), ("torch", "production", 0.02), ("torch", "reference", 0.8)]
+    assert frame[frame.framework == "tf"].set_index("formulation").vs_reference["production"] == pytest.approx(0.1)
