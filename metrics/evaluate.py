@@ -45,9 +45,9 @@ def evaluate(
     (read kde_ll together with status: a Parzen score alone does not see collapse, see
     :mod:`.kde`). Same samples and same generator state give bit-identical results.
 
-    Timing, 10,000 samples with the defaults, on the 2-core development machine (AMD EPYC,
-    NumPy 2.4): 0.29 s for a target-like sample, up to 0.37 s for a collapsed one; nearly all of
-    it the KDE (KS and W1 take ~1.5 ms together).
+    Timing, 10,000 samples with the defaults, on the 2-core development machine (AMD EPYC
+    without AVX-512, NumPy 2.4): 0.39 s for a target-like sample, 0.56 s for a narrow one;
+    nearly all of it the KDE (KS and W1 take ~1.5 ms together).
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")

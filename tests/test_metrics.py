@@ -290,6 +290,46 @@ def test_kde_chunked_cutoff_path_equals_brute_force(name, chunk):
         assert err.max() <= 1e-12, (hj, err.max())
 
 
+@pytest.mark.parametrize("name", list(_kernel_cases()))
+@pytest.mark.parametrize("method", ["direct", "moments"])
+def test_kde_each_method_equals_brute_force(name, method):
+    """Either exact method, forced for every bandwidth (auto mixes them), within 1e-13 of the
+    brute-force logsumexp (the moments' stated rounding bound is 4e-14 of the sum)."""
+    s = np.sort(_kernel_cases()[name])
+    r = _rng(15)
+    t = np.sort(np.concatenate([r.normal(MU, SIGMA, 400), r.uniform(-2.0, 10.0, 60)]))
+    h = np.array(DEFAULT_BANDWIDTHS)
+    got = kde_module._log_kernel_sums(s, t, h, method=method)
+    for j, hj in enumerate(h):
+        full = special.logsumexp(-((t[:, None] - s[None, :]) ** 2) / (2 * hj * hj), axis=1)
+        err = np.abs(got[j] - full) / np.maximum(1.0, np.abs(full))
+        assert err.max() <= 1e-13, (hj, err.max())
+
+
+def test_kde_auto_picks_moments_for_wide_and_direct_for_narrow_kernels():
+    """On a target-like sample with sorted target-like points, the cost model takes the moments at
+    h = 1 (one group serves many points) and the direct sums at h = 0.011 for sparse points."""
+    r = _rng(16)
+    s = np.sort(r.normal(MU, SIGMA, 10_000))
+    t = np.sort(r.normal(MU, SIGMA, 2000))
+    d2 = kde_module._nearest_squared_distance(s, t)
+    cutoff = kde_module.DROP_LOG_MARGIN + math.log(s.size)
+    wide = kde_module._moment_groups(s, t, d2, 0.5, cutoff)
+    narrow = kde_module._moment_groups(s, t, d2, 1 / (2 * DEFAULT_BANDWIDTHS[0] ** 2), cutoff)
+    assert kde_module._moments_are_cheaper(wide) and not kde_module._moments_are_cheaper(narrow)
+    assert wide.start.size < 40 and (np.diff(wide.start) > 0).all() and wide.end[-1] == t.size
+
+
+def test_kde_taylor_terms_bound_the_remainder():
+    """N(x) terms: x^(N+1)/(N+1)! e^(2x) <= 2^-60, and N - 1 terms would not do (N >= 1)."""
+    for x in (0.0, 1e-12, 1e-4, 0.01, 0.3, 0.77, kde_module.MOMENT_REACH):
+        n = int(kde_module._taylor_terms(np.array([x]))[0])
+        assert x ** (n + 1) / math.factorial(n + 1) * math.exp(2 * x) <= 2.0**-60
+        if n >= 1:
+            assert x**n / math.factorial(n) * math.exp(2 * x) > 2.0**-60
+    assert int(kde_module._taylor_terms(np.array([0.0]))[0]) == 0
+
+
 def test_kde_squaring_equals_fresh_exp():
     r = _rng(11)
     s, t = np.sort(r.normal(MU, SIGMA, 2000)), np.sort(r.normal(MU, SIGMA, 300))
