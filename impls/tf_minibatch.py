@@ -11,11 +11,13 @@ the diagonal term is exactly exp(-s) and the off-diagonal sum is what costs B^2.
 Formulations:
 - ``reference``: the published broadcast, a (..., B, K, C, B) tensor of differences summed over
   C; autograd backward. Memory and time grow as B^2 K C; kept as the baseline.
-- ``production``: what training uses. Up to ``TILE`` rows it is the per-C loop the twins have
-  always trained with (a (..., B, B, K) tensor of at most 64 x 64 x K), compiled by XLA as one
+- ``production``: what training uses. Up to ``TILE`` rows it is the per-C loop TF has always
+  trained with (a (..., B, B, K) tensor of at most 64 x 64 x K), compiled by XLA as one
   computation: inside the XLA-compiled training loop that is the computation it always was
   (training bits unchanged); an eager call (D's decision boundary, the benchmarks) is one
-  dispatch instead of ~20 eager ops. Above, an XLA-compiled loop over tiles of ``ROWS`` rows i
+  dispatch instead of ~20 eager ops. (PyTorch eager has no such fusion, so its twin takes a
+  one-broadcast path up to 16 rows instead; XLA fuses either form, and the twins' numbers agree
+  within rounding, not bitwise.) Above, an XLA-compiled loop over tiles of ``ROWS`` rows i
   against all B columns j, so that no more than a (N, K, ROWS, B) block exists at a time:
     forward   o[i] = exp(-s) + sum_{j != i} E[i, j],
     backward  dL/dM[i,k,c] = -sum_j (g[i,k] + g[j,k]) E[i,j,k] sign(M[i,k,c] - M[j,k,c])

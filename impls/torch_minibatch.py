@@ -11,11 +11,19 @@ the diagonal term is exactly exp(-s) and the off-diagonal sum is what costs B^2.
 Formulations:
 - ``reference``: the published broadcast, a (..., B, K, C, B) tensor of differences summed over
   C; autograd backward. Memory and time grow as B^2 K C; kept as the baseline.
-- ``production``: what training uses. Up to ``TILE`` rows it is the per-C loop the twins have
-  always trained with (bitwise the same results: committed runs depend on it; a (..., B, B, K)
-  tensor of at most 64 x 64 x K). Above, fused kernels that never hold a B x B tensor:
-    forward   o[i] = exp(-s) + sum_{j != i} exp(-d(i, j)),
-    backward  dL/dM[i,k,c] = -sum_j (g[i,k] + g[j,k]) E[i,j,k] sign(M[i,k,c] - M[j,k,c]),
+- ``production``: what training uses, in three regimes chosen by the batch size B alone (never by
+  the number of stacked seeds, so a seed's bits do not depend on its stack):
+  * B <= ``BROADCAST_MAX`` (16; the training batches are 8 and 12): one broadcast in pair-major
+    layout, |M[.., i, None] - M[.., None, j]| as a (..., B_i, B_j, K, C) tile of at most
+    16 x 16 x K x C elements, summed over C, then exp(-s [i == j] - d) with -s [i == j] a cached
+    constant. At this size the cost is eager per-op overhead, not arithmetic, and this is the
+    fewest autograd ops (sub, abs, sum, sub, exp, sum): fewer than the reference (which also
+    builds the identity and negates separately) and about half the per-C loop's.
+  * B <= ``TILE`` (64): a loop over the C dims accumulating a (..., B_i, B_j, K) tensor, which
+    touches fewer bytes than the broadcast once stacks are large (at most 64 x 64 x K per seed).
+  * Above, fused kernels that never hold a B x B tensor:
+      forward   o[i] = exp(-s) + sum_{j != i} exp(-d(i, j)),
+      backward  dL/dM[i,k,c] = -sum_j (g[i,k] + g[j,k]) E[i,j,k] sign(M[i,k,c] - M[j,k,c]),
   E[i,j,k] = exp(-d_k(i, j)) for j != i (the diagonal's derivative is zero: sign(0) = 0). The
   backward is hand-written (it uses E's symmetry: one reduction over j instead of two), and
   evaluates E without an exp per pair: with r the midrange of M[:, k, c] over the batch,
@@ -35,8 +43,10 @@ import math
 import torch
 
 FORMULATIONS = ("reference", "production")
+BROADCAST_MAX = 16
+"""The production formulation uses the pair-major broadcast up to BROADCAST_MAX rows."""
 TILE = 64
-"""The production formulation uses the per-C loop up to TILE rows, the fused kernels above."""
+"""... the per-C loop up to TILE rows, the fused kernels above."""
 SELF_VALUE = {"exp-1": math.exp(-1.0), "exp0": 1.0, "none": 0.0}
 SELF_S = {"exp-1": 1.0, "exp0": 0.0, "none": math.inf}
 
@@ -51,7 +61,10 @@ def kernel_sums(m, self_term: str, formulation: str = "production"):
     if formulation == "reference":
         return reference_sums(m, self_term)
     if formulation == "production":
-        return loop_sums(m, self_term) if m.shape[-3] <= TILE else fused_sums(m, self_term)
+        batch = m.shape[-3]
+        if batch <= BROADCAST_MAX:
+            return broadcast_sums(m, self_term)
+        return loop_sums(m, self_term) if batch <= TILE else fused_sums(m, self_term)
     raise ValueError(f"unknown minibatch formulation {formulation!r}; allowed: {', '.join(FORMULATIONS)}")
 
 
@@ -64,15 +77,34 @@ def reference_sums(m, self_term: str):
     return kernel.sum(-1)
 
 
+def broadcast_sums(m, self_term: str):
+    """The pair-major broadcast: |M[i,k,c] - M[j,k,c]| as one (..., B_i, B_j, K, C) tile."""
+    dist = (m.unsqueeze(-3) - m.unsqueeze(-4)).abs().sum(-1)  # (..., B_i, B_j, K)
+    return _production_kernel(dist, self_term).sum(-2)
+
+
 def loop_sums(m, self_term: str):
-    """A loop over the C dims accumulating a (..., B_i, B_j, K) tensor: the twins' training code."""
-    cols = m.unbind(-1)  # C tensors (S, B, K)
-    dist = (cols[0].unsqueeze(-2) - cols[0].unsqueeze(-3)).abs()  # (S, B_i, B_j, K), summed over c
-    for col in cols[1:]:  # in order; no (S, B, B, K, C) tensor is materialised
+    """A loop over the C dims accumulating a (..., B_i, B_j, K) tensor."""
+    cols = m.unbind(-1)  # C tensors (..., B, K)
+    dist = (cols[0].unsqueeze(-2) - cols[0].unsqueeze(-3)).abs()  # (..., B_i, B_j, K), summed over c
+    for col in cols[1:]:  # in order; no (..., B, B, K, C) tensor is materialised
         dist = dist + (col.unsqueeze(-2) - col.unsqueeze(-3)).abs()
-    eye = torch.eye(m.shape[-3], dtype=m.dtype, device=m.device).unsqueeze(-1)  # (B_i, B_j, 1)
-    kernel = _pair_kernel(dist, eye, self_term)
-    return kernel.sum(-2)
+    return _production_kernel(dist, self_term).sum(-2)
+
+
+def _production_kernel(dist, self_term: str):
+    """exp(-s [i == j] - d) on d (..., B_i, B_j, K), the same numbers as exp(-(d + s [i == j])):
+    negation is exact. The constant -s [i == j] is built once per batch size and cached."""
+    if self_term == "exp0":
+        return torch.exp(-dist)
+    return torch.exp(_minus_self_diagonal(dist.shape[-2], dist.dtype, dist.device, self_term) - dist)
+
+
+@functools.cache
+def _minus_self_diagonal(batch: int, dtype, device, self_term: str):
+    """(B_i, B_j, 1): -s where i == j, 0 elsewhere (s = 1, or +inf for "none": exp gives 0)."""
+    eye = torch.eye(batch, dtype=torch.bool, device=device).unsqueeze(-1)
+    return torch.where(eye, -SELF_S[self_term], 0.0).to(dtype)
 
 
 def _pair_kernel(dist, eye, self_term: str):

@@ -14,7 +14,7 @@ import pytest
 
 from ganrepro.impls import FRAMEWORKS, available, get_backend
 
-_AGREEMENT: list[tuple[str, str, float, float]] = []
+_AGREEMENT: list[tuple[str, str, float, float]] = []  # (test node id, quantity, reached, bound)
 
 
 @pytest.fixture(params=list(FRAMEWORKS), ids=list(FRAMEWORKS))
@@ -44,13 +44,27 @@ def twins():
 
 @pytest.fixture
 def agreement(request):
-    """record(quantity, reached, bound): asserts reached <= bound and lists it in the final report."""
+    """record(quantity, reached, bound): asserts reached <= bound and lists it in the final report.
+
+    Each value travels in the test's report (``user_properties``), so the table is complete when
+    the tests run in several processes (pytest-xdist: tox's test command uses both cores)."""
 
     def record(quantity: str, reached: float, bound: float) -> None:
-        _AGREEMENT.append((request.node.name, quantity, float(reached), float(bound)))
+        request.node.user_properties.append((_AGREEMENT_KEY, (quantity, float(reached), float(bound))))
         assert np.isfinite(reached) and reached <= bound, f"{quantity}: reached {reached:.3e}, bound {bound:.1e}"
 
     return record
+
+
+_AGREEMENT_KEY = "ganrepro-agreement"
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == _AGREEMENT_KEY:
+            _AGREEMENT.append((report.nodeid, *value))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -58,6 +72,10 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section("agreement reached (worst case per check)")
-    width = max(len(f"{t} {q}") for t, q, _, _ in _AGREEMENT)
-    for test, quantity, reached, bound in _AGREEMENT:
+    # Sorted by test id (a stable sort keeps each test's own order), so the table reads the same
+    # however the tests were spread over processes.
+    rows = [(nodeid.rsplit("::", 1)[-1], quantity, reached, bound)
+            for nodeid, quantity, reached, bound in sorted(_AGREEMENT, key=lambda row: row[0])]
+    width = max(len(f"{t} {q}") for t, q, _, _ in rows)
+    for test, quantity, reached, bound in rows:
         tr.write_line(f"{(test + ' ' + quantity).ljust(width)}  {reached:9.2e}  (bound {bound:.0e})")

@@ -3,6 +3,7 @@ writes the tables. The timings themselves live in ``benchmarks/`` and ``reports/
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,7 +62,7 @@ def test_table_ratios():
 
 
 def test_quick_run_writes_the_tables(tmp_path, capsys):
-    """Both frameworks, both formulations, B = 8 (the per-C loop) and 96 (fused / tiled kernels)."""
+    """Both frameworks, both formulations, B = 8 (the small-batch paths) and 96 (fused / tiled kernels)."""
     out = tmp_path / "benchmarks"
     assert main(["bench", "--quick", "--device", "cpu", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "minibatch_cpu.csv", "minibatch_cpu.md", "minibatch_cpu.png"]
@@ -87,3 +88,15 @@ def test_a_run_of_one_framework_keeps_the_other_frameworks_rows(tmp_path):
     assert sorted(zip(frame.framework, frame.formulation, frame.best_s)) == [
         ("tf", "production", 0.04), ("tf", "reference", 0.4), ("torch", "production", 0.02), ("torch", "reference", 0.8)]
     assert frame[frame.framework == "tf"].set_index("formulation").vs_reference["production"] == pytest.approx(0.1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="the CPU peak reads Linux's /proc")
+def test_cpu_peak_memory_sees_an_allocation_and_never_goes_negative():
+    """A call that touches 64 MiB reads about 64 MiB; calls that add nothing read 0, never below
+    (the peak over a call includes its start)."""
+    import numpy as np
+
+    peak, method = bench.peak_memory(lambda: np.ones(64 * 2 ** 20 // 8).sum(), "cpu")
+    assert method.startswith("VmHWM") and 60 * 2 ** 20 <= peak <= 80 * 2 ** 20
+    for _ in range(20):
+        assert bench.peak_memory(lambda: None, "cpu")[0] >= 0

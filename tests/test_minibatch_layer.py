@@ -123,12 +123,14 @@ def test_numpy_reference_agrees_with_the_layer_of_the_protocols():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("self_term", SELF_TERMS)
 @pytest.mark.parametrize("formulation", FORMULATIONS)
-@pytest.mark.parametrize("shape", [(1, 2, 5, 3), (2, 8, 5, 3), (1, 64, 5, 3), (1, 65, 5, 3), (3, 100, 5, 3),
-                                   (1, 161, 2, 1), (130, 4, 3)],
+@pytest.mark.parametrize("shape", [(1, 2, 5, 3), (2, 8, 5, 3), (3, 16, 5, 3), (2, 17, 5, 3), (1, 64, 5, 3),
+                                   (1, 65, 5, 3), (3, 100, 5, 3), (1, 161, 2, 1), (130, 4, 3)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_layer_matches_numpy_reference(framework, shape, formulation, self_term, dtype, agreement):
-    """Shapes span the per-C loop (B <= 64), the fused / tiled kernels (B > 64, B not a multiple of
-    TF's 32-row tiles), stacked seeds (a leading axis), other K and C, and no leading axis."""
+    """Shapes span every production regime and its edges (PyTorch: the pair-major broadcast up to
+    B = 16, the per-C loop up to 64; TF: the compiled loop up to 64), the fused / tiled kernels
+    (B > 64, B not a multiple of TF's 32-row tiles), stacked seeds (a leading axis), other K and C,
+    and no leading axis."""
     m, g = gaussian_inputs(shape, dtype)
     check(framework, m, g, self_term, formulation, agreement, f"{framework} {formulation}")
 
