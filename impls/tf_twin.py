@@ -83,9 +83,8 @@ def minibatch_features(f, w, b, config: ExperimentConfig, formulation: str = "pr
     """o(i)_k = sum_j exp(-(d_k(i, j) + s [i == j])), d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]|.
 
     M = linear(f, K*C) reshaped to (S, B, K, C); s = 1 ("exp-1"), 0 ("exp0") or inf ("none").
-    Returns (S, B, K). ``formulation``: "production" (what training uses: the per-C loop up to 64
-    rows, fused kernels with a hand-written backward above) or "reference" (the published
-    (B, K, C, B) broadcast); see ``tf_minibatch.py``.
+    Returns (S, B, K). ``formulation``: "production" (what training uses; its kernels depend on
+    the batch size, see ``tf_minibatch.py``) or "reference" (the published (B, K, C, B) broadcast).
     """
     m = linear(f, w, b)
     m = tf.reshape(m, tf.concat([tf.shape(m)[:-1], [config.mbd_kernels, config.mbd_dims]], 0))
