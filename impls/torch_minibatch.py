@@ -46,7 +46,7 @@ FORMULATIONS = ("reference", "production")
 BROADCAST_MAX = 16
 """The production formulation uses the pair-major broadcast up to BROADCAST_MAX rows."""
 TILE = 64
-"""... the per-C loop up to TILE rows, the fused kernels above."""
+"""... then the per-C loop up to TILE rows, and the fused kernels above."""
 SELF_VALUE = {"exp-1": math.exp(-1.0), "exp0": 1.0, "none": 0.0}
 SELF_S = {"exp-1": 1.0, "exp0": 0.0, "none": math.inf}
 
