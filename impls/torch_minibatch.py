@@ -32,7 +32,8 @@ Formulations:
   exact algebra; it needs |M - r| <= LOG_RANGE (products stay finite), checked per call: a wider
   spread takes the exp-per-pair backward. Both directions are compiled by TorchInductor (one C++
   or Triton kernel each, the reduction over j fused; shapes dynamic, so one compilation serves
-  every B). On CPU the kernels are vectorised with the machine's widest ISA (``SIMD_BITS``)
+  every B). On CPU the kernels are vectorised with AVX2 and compiled for x86-64-v3 on every CPU (the
+  instruction-set pin, ``ganrepro.isa``; ``SIMD_BITS``)
   even under ATEN_CPU_CAPABILITY=default, which only governs ATen's own eager kernels.
 """
 from __future__ import annotations
@@ -184,7 +185,8 @@ def _backward_products(a, u, v, grad):
 
 
 SIMD_BITS = None
-"""Vector width (bits) of Inductor's CPU kernels: the widest the CPU has (set on first use)."""
+"""Vector width (bits) of Inductor's CPU kernels (set on first use): 256 (AVX2) under the
+instruction-set pin (``ganrepro.isa``), else the widest the CPU has."""
 
 
 @functools.cache
@@ -192,8 +194,14 @@ def _compiled(name: str):
     global SIMD_BITS
     from torch._inductor import cpu_vec_isa
 
-    isas = cpu_vec_isa.valid_vec_isa_list()
-    SIMD_BITS = isas[0].bit_width() if isas else 0
-    options = {"cpp.simdlen": SIMD_BITS} if SIMD_BITS else {}
+    from ganrepro import isa
+
+    if isa.pinned():
+        options = dict(isa.INDUCTOR_OPTIONS)
+        SIMD_BITS = options["cpp.simdlen"]
+    else:
+        isas = cpu_vec_isa.valid_vec_isa_list()
+        SIMD_BITS = isas[0].bit_width() if isas else 0
+        options = {"cpp.simdlen": SIMD_BITS} if SIMD_BITS else {}
     fn = {"forward": _forward, "backward_exp": _backward_exp, "backward_products": _backward_products}[name]
     return torch.compile(fn, dynamic=True, fullgraph=True, options=options)

@@ -18,6 +18,9 @@ from ganrepro.cli import main
     (["--frameworks", "jax"], "unknown framework 'jax'; allowed: torch, tf"),
     (["--frameworks", ","], "names no framework"),
     (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--batch-sizes", "8,8"], "batch sizes must be distinct, got '8,8'"),
+    (["--batch-sizes", "1000000"], "at most 16384"),
+    (["--frameworks", "torch,torch"], "names a framework twice"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "tables"
@@ -65,7 +68,8 @@ def test_quick_run_writes_the_tables(tmp_path, capsys):
     """Both frameworks, both formulations, B = 8 (the small-batch paths) and 96 (fused / tiled kernels)."""
     out = tmp_path / "benchmarks"
     assert main(["bench", "--quick", "--device", "cpu", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "minibatch_cpu.csv", "minibatch_cpu.md", "minibatch_cpu.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".ganrepro-output.json", "README.md", "minibatch_cpu.csv",
+                                                     "minibatch_cpu.md", "minibatch_cpu.png"]
     assert "## Minibatch-discrimination layer, cpu" in (out / "README.md").read_text()
     frame = pd.read_csv(out / "minibatch_cpu.csv")
     assert set(frame.framework) == {"torch", "tf"} and set(frame.formulation) == set(bench.FORMULATIONS)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganrepro import impls, training
+from ganrepro import impls, isa, training
 from ganrepro.cli import build_parser, config_from_args, main
 from ganrepro.config import ExperimentConfig, make_config
 from ganrepro.impls.interface import CURVES
@@ -49,8 +49,8 @@ BAD = [
     (["--framework", "jax"], ["--framework", "jax", "torch"]),
     (["--dtype", "float16"], ["--dtype", "float16", "float32"]),
     (["--mbd-self-term", "exp1"], ["--mbd-self-term", "exp1", "exp-1"]),
-    (["--steps", "0"], ["--steps", "0", ">= 1"]),
-    (["--steps", "-3"], ["--steps", "-3", ">= 1"]),
+    (["--steps", "0"], ["--steps", "'0'", "1..1000000"]),
+    (["--steps", "-3"], ["--steps", "'-3'", "1..1000000"]),
     (["--steps", "ten"], ["--steps", "ten"]),
     (["--minibatch", "--batch-size", "1"], ["batch size", ">= 2", "minibatch", "1"]),
     (["--seeds", "3-1"], ["seed range", "3-1"]),
@@ -221,7 +221,7 @@ def test_out_layout_and_determinism(framework, tmp_path, capsys):
     slug = doc["slug"]
     assert doc["out"] == str(out)
     folders = {k: out / slug / framework / f"seed-{k}" for k in (0, 1)}
-    assert tree(out) == {slug, f"{slug}/{framework}"} | {
+    assert tree(out) == {".ganrepro-output.json", slug, f"{slug}/{framework}"} | {
         f"{slug}/{framework}/seed-{k}{f}" for k in (0, 1) for f in ["", *("/" + n for n in RUN_FILES)]}
     first = {k: read_run(f) for k, f in folders.items()}
 
@@ -229,7 +229,8 @@ def test_out_layout_and_determinism(framework, tmp_path, capsys):
         record = json.loads(first[k]["record.json"])
         metrics = json.loads(first[k]["metrics.json"])
         assert set(record) == {"config", "slug", "framework", "seed", "metrics", "status", "timings",
-                               "versions", "device"}
+                               "versions", "device", "isa", "files", "config_sha256"}
+        assert record["isa"]["pinned"] is isa.pinned()
         assert set(metrics) == {"config", "slug", "framework", "seed", "metrics", "status"}
         assert "seeds" not in record["config"] and record["config"]["minibatch"] is True
         assert (metrics["seed"], metrics["framework"], metrics["slug"]) == (k, framework, slug)
@@ -341,30 +342,30 @@ def test_unknown_variant_exits_2_with_one_line(command, no_training, capsys):
 
 # Invalid values and combinations: refused by ExperimentConfig's validation before any training.
 BAD_TECHNIQUES = [
-    (["--feature-matching", "paired_l2", "--fm-weight", "-1"], ["feature-matching weight", "> 0", "-1.0"]),
-    (["--feature-matching", "mean_sq", "--fm-weight", "0"], ["feature-matching weight", "> 0", "0.0"]),
+    (["--feature-matching", "paired_l2", "--fm-weight", "-1"], ["--fm-weight", "feature-matching weight", "> 0", "'-1'"]),
+    (["--feature-matching", "mean_sq", "--fm-weight", "0"], ["--fm-weight", "feature-matching weight", "> 0", "'0'"]),
     (["--fm-weight", "heavy"], ["--fm-weight", "'heavy'"]),
-    (["--label-smoothing", "0"], ["label smoothing", "(0, 1]", "0.0"]),
-    (["--label-smoothing", "1.2"], ["label smoothing", "(0, 1]", "1.2"]),
-    (["--label-smoothing", "nan"], ["label smoothing", "nan"]),
-    (["--instance-noise", "-0.1"], ["instance noise", ">= 0", "-0.1"]),
+    (["--label-smoothing", "0"], ["--label-smoothing", "label smoothing", "(0, 1]", "'0'"]),
+    (["--label-smoothing", "1.2"], ["--label-smoothing", "(0, 1]", "'1.2'"]),
+    (["--label-smoothing", "nan"], ["--label-smoothing", "finite", "'nan'"]),
+    (["--instance-noise", "-0.1"], ["--instance-noise", "instance noise", ">= 0", "'-0.1'"]),
     (["--instance-noise", "0.1", "--noise-schedule", "linear", "--noise-anneal-steps", "9000"],
      ["annealing over 9000 steps is longer than the run (5001 steps)"]),
     (["--steps", "100", "--instance-noise", "0.1", "--noise-schedule", "exponential", "--noise-anneal-steps", "500"],
      ["annealing over 500 steps is longer than the run (101 steps)"]),
-    (["--noise-schedule", "linear"], ["annealed noise schedule", "instance noise > 0"]),
+    (["--noise-schedule", "linear"], ["--noise-schedule applies only with --instance-noise > 0"]),
     (["--instance-noise", "0.1", "--noise-anneal-steps", "100"], ["--noise-anneal-steps", "constant"]),
     (["--instance-noise", "0.1", "--noise-schedule", "linear", "--noise-anneal-steps", "-5"],
-     ["--noise-anneal-steps", ">= 0", "-5"]),
+     ["--noise-anneal-steps", "0..", "'-5'"]),
     (["--noise-target", "g_of_z"], ["--noise-target", "g_of_z", "d_inputs"]),
     (["--noise-schedule", "cosine"], ["--noise-schedule", "cosine", "exponential"]),
-    (["--minibatch", "--mbd-kernels", "0"], ["--mbd-kernels", ">= 1", "0"]),
-    (["--minibatch", "--mbd-dims", "0"], ["--mbd-dims", ">= 1", "0"]),
+    (["--minibatch", "--mbd-kernels", "0"], ["--mbd-kernels", "1..1024", "'0'"]),
+    (["--minibatch", "--mbd-dims", "0"], ["--mbd-dims", "1..1024", "'0'"]),
     (["--mbd-dims", "2.5"], ["--mbd-dims", "integer", "'2.5'"]),
     (["--g-loss", "none"], ["G needs a loss", "--g-loss 'none'", "feature-matching"]),
     (["--g-loss", "wgan"], ["--g-loss", "wgan", "non_saturating"]),
     (["--feature-matching", "l1"], ["--feature-matching", "'l1'", "paired_sq"]),
-    (["--historical-averaging", "-1"], ["historical averaging", ">= 0", "-1.0"]),
+    (["--historical-averaging", "-1"], ["--historical-averaging", "historical averaging", ">= 0", "'-1'"]),
     # Starting from a variant: the clash is reported with the variant named.
     (["--variant", "seed000/fm", "--feature-matching", "none"],
      ["G needs a loss", "--variant seed000/fm"]),
@@ -418,7 +419,8 @@ def test_flags_override_a_variant_and_only_the_flags_given():
     assert config_of("--variant", base, "--no-minibatch") == variant_config("seed000/noise+fm")
     assert config_of("--variant", base, "--g-loss", "non_saturating", "--feature-matching", "none") == \
         variant_config("seed000/mbd+noise")
-    assert config_of("--variant", base, "--instance-noise", "0") == variant_config("seed000/mbd+fm", noise_target="z")
+    # the variant's noise target z no longer applies without noise: reset to the default, not stored
+    assert config_of("--variant", base, "--instance-noise", "0") == variant_config("seed000/mbd+fm")
     assert config_of("--variant", base, "--noise-target", "d_inputs", "--seeds", "2-3", "--steps", "7",
                      "--dtype", "float64") == \
         variant_config(base, noise_target="d_inputs", seeds=(2, 3), num_steps=7, dtype="float64")
@@ -459,3 +461,117 @@ def test_run_variant_flags_override_in_json_and_table(capsys):
     header = capsys.readouterr().out.splitlines()[0]
     assert header.startswith("p2017-vanilla-B8-T5-h4-ls0.9-ha0.01-float32@0 ")
     assert "variant=smoothing/alpha0.9" in header and "framework=torch" in header
+
+
+# ---- every bad input: one line, the right exit code, no traceback, nothing written ------------------
+# (argv, exit code, fragment of the one-line message). Paths are relative to an empty working
+# folder that holds "userdir/mine.txt", a file "afile" and a runs folder "runs/" (with one entry).
+BAD_INPUTS = [
+    (["run", "--seeds", "0-4294967295"], 2, "--seeds: seed range '0-4294967295' names at least 4294967296 seeds"),
+    (["run", "--seeds", "0-100000", "--steps", "20"], 2, "a run stacks at most 1024"),
+    (["run", "--seeds", "0-600,601-2000"], 2, "a run stacks at most 1024"),
+    (["run", "--steps", "1000000000000"], 2, "--steps: must be an integer in 1..1000000, got '1000000000000'"),
+    (["run", "--steps", "1e12"], 2, "--steps: expected an integer in 1..1000000, got '1e12'"),
+    (["run", "--batch-size", "1000000000"], 2, "--batch-size: must be an integer in 1..65536"),
+    (["run", "--hidden-size", "1000000"], 2, "--hidden-size: must be an integer in 1..4096"),
+    (["run", "--minibatch", "--mbd-kernels", "100000000"], 2, "--mbd-kernels: must be an integer in 1..1024"),
+    (["run", "--pretrain-steps", "1000000000000"], 2, "--pretrain-steps: must be an integer in 0..100000"),
+    (["run", "--steps", "9" * 5000], 2, "--steps: expected an integer"),
+    (["run", "--hidden-size", "4096"], 2, "over the limit of 4 GiB per run"),
+    (["run", "--seeds", "0-1023", "--minibatch", "--batch-size", "512"], 2, "over the limit of 4 GiB per run"),
+    (["run", "--feature-matching", "mean_sq", "--fm-weight", "1e400"], 2,
+     "--fm-weight: expected a finite number, got '1e400'"),
+    (["run", "--feature-matching", "mean_sq", "--fm-weight=-1e-3"], 2,
+     "--fm-weight: feature-matching weight must be a number > 0, got '-1e-3'"),
+    (["run", "--historical-averaging", "inf"], 2, "--historical-averaging: expected a finite number, got 'inf'"),
+    (["run", "--mbd-kernels", "7"], 2, "--mbd-kernels applies only with --minibatch"),
+    (["run", "--mbd-dims", "3"], 2, "--mbd-dims applies only with --minibatch"),
+    (["run", "--mbd-self-term", "none"], 2, "--mbd-self-term applies only with --minibatch"),
+    (["run", "--fm-weight", "2"], 2, "--fm-weight applies only with --feature-matching"),
+    (["run", "--noise-target", "z"], 2, "--noise-target applies only with --instance-noise > 0"),
+    (["run", "--variant", "seed000/noise", "--instance-noise", "0", "--noise-target", "z"], 2,
+     "--noise-target applies only with --instance-noise > 0 (starting from --variant seed000/noise)"),
+    (["run", "--variant", "blog2017/minibatch", "--no-minibatch", "--mbd-kernels", "4"], 2,
+     "--mbd-kernels applies only with --minibatch"),
+    (["run", "--out", ""], 2, "--out is empty"),
+    (["run", "--out", "/proc/x"], 2, "--out '/proc/x' cannot be written"),
+    (["run", "--out", "userdir"], 2, "--out 'userdir' is a folder that ganrepro did not write"),
+    (["run", "--out", "."], 2, "--out '.' is a folder that ganrepro did not write"),
+    (["run", "--out", "afile/sub"], 2, "--out 'afile/sub' cannot be created"),
+    (["report", "--grid", "smoke", "--runs", "runs", "--out", "/proc/x"], 2, "--out '/proc/x' cannot be written"),
+    (["report", "--grid", "smoke", "--runs", "runs", "--out", "."], 2, "--out '.' contains the --runs folder 'runs'"),
+    (["report", "--grid", "smoke", "--runs", "runs", "--out", "runs"], 2, "--out 'runs' is the --runs folder"),
+    (["report", "--grid", "smoke", "--runs", "runs", "--out", "runs/report"], 2, "lies inside the --runs folder"),
+    (["report", "--grid", "smoke", "--runs", "runs", "--out", "userdir"], 2, "ganrepro did not write"),
+    (["report", "--grid", "smoke", "--runs", "runs", "--out", ""], 2, "--out is empty"),
+    (["report", "--grid", "smoke", "--runs", ""], 2, "--runs is empty"),
+    (["report", "--seed", "3"], 2, "--seed applies only with --animate"),
+    (["report", "--framework", "tf", "--frames", "10"], 2, "--framework and --frames apply only with --animate"),
+    (["report", "--animate", "blog2017/vanilla", "--grid", "smoke"], 2, "--grid does not apply with --animate"),
+    (["report", "--animate", "blog2017/vanilla", "--out", "/proc/x"], 2, "--out '/proc/x' cannot be written"),
+    (["report", "--animate", "blog2017/vanilla", "--out", "userdir"], 2, "ganrepro did not write"),
+    (["report", "--animate", "blog2017/vanilla", "--frames", "100000"], 2, "--frames: must be an integer in 2..1000"),
+    (["bench", "--out", "/proc/x"], 2, "--out '/proc/x' cannot be written"),
+    (["bench", "--out", "afile/sub"], 2, "--out 'afile/sub' cannot be created: 'afile' is not a folder"),
+    (["bench", "--out", "userdir"], 2, "ganrepro did not write"),
+    (["bench", "--out", ""], 2, "--out is empty"),
+    (["bench", "--batch-sizes", "8,8"], 2, "batch sizes must be distinct, got '8,8'"),
+    (["bench", "--batch-sizes", "1000000"], 2, "batch sizes must be at most 16384"),
+]
+
+
+@pytest.mark.parametrize("argv, code, fragment", BAD_INPUTS, ids=[" ".join(a)[:60] for a, _, _ in BAD_INPUTS])
+def test_every_bad_input_is_one_line_with_its_exit_code(argv, code, fragment, no_training, monkeypatch, capsys):
+    from ganrepro import bench
+
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: pytest.fail("bench measured despite a bad command line"))
+    (no_training / "userdir").mkdir()
+    (no_training / "userdir" / "mine.txt").write_text("keep me\n")
+    (no_training / "afile").write_text("keep me\n")
+    (no_training / "runs" / "p2017-x").mkdir(parents=True)
+    def snapshot():
+        return {p: (p.read_bytes() if p.is_file() else None) for p in sorted(no_training.rglob("*"))}
+
+    before = snapshot()
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    line = one_error_line(captured.err)
+    assert rc == code, line
+    assert fragment in line, (fragment, line)
+    assert captured.out == ""
+    assert snapshot() == before
+
+
+def test_bad_inputs_in_a_subprocess_print_no_traceback(tmp_path):
+    """The console script itself, for the inputs that used to end in a traceback."""
+    script = Path(sys.executable).with_name("ganrepro")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "ganrepro"]
+    for argv in (["run", "--seeds", "0-4294967295"], ["run", "--out", "/proc/x"], ["bench", "--batch-sizes", "8,8"]):
+        proc = subprocess.run([*cmd, *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        one_error_line(proc.stderr)
+
+
+def test_version_prints_the_pinned_frameworks_without_importing_them(capsys):
+    code = ("import sys; from ganrepro.cli import main; rc = main(['--version']); "
+            "print(rc, sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    first, isa_line, last = proc.stdout.strip().splitlines()
+    assert first.startswith("ganrepro ") and "torch==" in first and "tensorflow-cpu==" in first
+    assert isa_line.startswith("instruction set: ")
+    assert last == "0 []"
+
+
+def test_inert_values_are_never_stored():
+    """The rule for options that do not apply: refused on the command line (above), reset to the
+    default when inherited from a variant, and refused by ExperimentConfig itself."""
+    from ganrepro.config import ConfigError
+
+    assert config_of("--variant", "seed000/noise", "--instance-noise", "0").noise_target == "d_inputs"
+    for bad in (dict(mbd_kernels=7), dict(mbd_dims=2), dict(mbd_self_term="none"), dict(fm_weight=2.0),
+                dict(noise_target="z")):
+        with pytest.raises(ConfigError, match="applies only with"):
+            make_config("2017", **bad)
+    assert make_config("2017", minibatch=True, mbd_kernels=7).mbd_kernels == 7

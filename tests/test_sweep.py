@@ -166,7 +166,7 @@ def test_an_interrupted_save_leaves_no_record_and_is_redone(reference_runs, tmp_
     summary = sw.sweep(tiny_grid(), tmp_path, executor=sw.LocalExecutor(1), max_stack=1)
     assert summary.runs_skipped == 2 and summary.runs_done == summary.runs_total - 2
     assert stored_bytes(tmp_path) == stored_bytes(root)
-    assert not [p for p in tmp_path.rglob(".*") if p.name != "."]
+    assert not [p for p in tmp_path.rglob(".*") if p.name not in (".", ".lock")]
 
 
 KILL_SCRIPT = """
@@ -203,17 +203,26 @@ def test_kill_9_at_any_moment_then_resume_gives_the_same_runs(reference_runs, tm
     assert not [p for p in tmp_path.rglob(".seed-*")]
 
 
-def test_a_run_of_another_config_under_a_cell_is_refused(reference_runs, tmp_path):
+def test_a_run_of_another_config_under_a_cell_is_moved_aside_and_retrained(reference_runs, tmp_path):
+    """A run whose config differs from its cell's (here: stored by another grid with curve_interval 7,
+    which the slug does not show) is not trusted: the sweep quarantines it and trains the seed again."""
     root, _ = reference_runs
     grid = tiny_grid(variants=("blog2017/vanilla",))
-    sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1))
+    foreign = grid.config("blog2017/vanilla").with_seeds((0,))
+    foreign = type(foreign).from_dict({**foreign.to_dict(), "curve_interval": 7})
+    assert foreign.slug == grid.config("blog2017/vanilla").slug
+    rec.save_runs(*sw.run_task(foreign, "torch"), tmp_path)
+    said = []
+    summary = sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1), say=said.append)
+    assert summary.runs_done == 3 and summary.runs_skipped == 0 and len(summary.quarantined) == 1
+    (moved_from, moved_to, reason), = summary.quarantined
+    assert moved_from == rec.run_dir(tmp_path, grid.config("blog2017/vanilla").slug, "torch", 0)
+    assert "another config (curve_interval 7 where the grid has 5)" in reason
+    assert moved_to.parent == tmp_path / "quarantine" and (moved_to / "QUARANTINE.txt").is_file()
+    assert len(said) == 1 and str(moved_from) in said[0] and "another config" in said[0]
     slug = grid.config("blog2017/vanilla").slug
-    path = rec.run_dir(tmp_path, slug, "torch", 0) / "metrics.json"
-    doc = json.loads(path.read_text())
-    doc["config"]["hidden_size"] = 99
-    path.write_text(json.dumps(doc))
-    with pytest.raises(sw.StaleRunError, match="another config"):
-        sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1))
+    assert {k: v for k, v in stored_bytes(tmp_path).items() if k.startswith(slug)} == \
+        {k: v for k, v in stored_bytes(root).items() if k.startswith(slug)}
 
 
 # ---- the command line ---------------------------------------------------------------------------

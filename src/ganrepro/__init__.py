@@ -11,10 +11,15 @@ One spec, two backends. This package holds the framework-free spec and driver:
     training.py   train(config, framework): drives a twin, returns NumPy results
     records.py    per-seed records, metrics, saving runs
     cli.py        the ``ganrepro`` command
+    isa.py        the instruction-set pin: the same bytes on every x86-64 CPU
 
 Sub-packages installed from the repository's top-level folders:
 ``ganrepro.impls`` (impls/: the PyTorch and TensorFlow twins, the NumPy reference) and
 ``ganrepro.metrics`` (metrics/: KS, W1, KDE log-likelihood, status, floor).
 """
+
+from . import isa as _isa
+
+_isa.pin()  # before anything imports NumPy or a framework: one instruction set on every CPU (isa.py)
 
 __version__ = "0.1.0"

@@ -56,6 +56,10 @@ FLOOR_OPS_BACKWARD_FACTOR = 3
 MATMUL_N = 1024
 MEMORY_FRACTION = 0.5  # a case runs only if its estimated peak is under this share of free memory
 DEFAULT_OUT = "reports/benchmarks"
+MAX_BENCH_BATCH = 16384
+"""The largest batch size measured: a case costs 55 B^2 operations forward (165 B^2 with the
+backward) per call and several calls are timed, so 16384 (4x the default 8192) already takes
+minutes per case on one core; the time grows as B^2."""
 
 
 # ---- measurement (shared with benchmarks/test_bench_minibatch.py) ---------------------------------
@@ -317,7 +321,11 @@ def run_worker(framework: str, device: str, batches: list[int], quick: bool, cap
     done = subprocess.run([sys.executable, "-m", "ganrepro.bench", "--worker", request], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"benchmark worker ({part}) for {framework} on {device} failed:\n{done.stderr[-4000:]}")
+        from .errors import EnvironmentFault
+
+        last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise EnvironmentFault(f"benchmark worker ({part}) for {framework} on {device} failed "
+                               f"(exit status {done.returncode}): {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -375,8 +383,18 @@ def markdown(frame, device: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(frame, path: Path, device: str) -> None:
-    """Log-log time against batch size, one line per framework x formulation x pass."""
+def plot_bytes(frame, device: str) -> bytes:
+    """:func:`plot`'s PNG, as bytes."""
+    import io
+
+    buf = io.BytesIO()
+    plot(frame, buf, device)
+    return buf.getvalue()
+
+
+def plot(frame, path, device: str) -> None:
+    """Log-log time against batch size, one line per framework x formulation x pass (``path``: a
+    file name or a binary file object)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -393,7 +411,7 @@ def plot(frame, path: Path, device: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -424,7 +442,11 @@ def write_tables(rows: list[dict], out: Path) -> list[Path]:
     table found in ``out``."""
     import pandas as pd
 
+    from . import outdirs
+    from .files import write_bytes_atomic, write_text_atomic
+
     out.mkdir(parents=True, exist_ok=True)
+    outdirs.write_manifest(out, "benchmarks")
     rows = list(rows)
     for device in sorted({r["device"] for r in rows}):
         previous = out / f"minibatch_{device}.csv"
@@ -437,16 +459,19 @@ def write_tables(rows: list[dict], out: Path) -> list[Path]:
     for device, part in frame.groupby("device"):
         part = part.reset_index(drop=True)
         paths = [out / f"minibatch_{device}.{ext}" for ext in ("csv", "md", "png")]
-        part.to_csv(paths[0], index=False)
-        paths[1].write_text(markdown(part, device))
-        plot(part, paths[2], device)
+        for path in paths:  # what a killed earlier run left (files.write_bytes_atomic's temporaries)
+            outdirs.remove_stale_temporaries(out, path.name)
+        write_text_atomic(paths[0], part.to_csv(index=False))
+        write_text_atomic(paths[1], markdown(part, device))
+        write_bytes_atomic(paths[2], plot_bytes(part, device))
         written.extend(paths)
     sections = [METHOD]
     for device in DEVICES:
         table_md = out / f"minibatch_{device}.md"
         if table_md.exists():
             sections.append("#" + table_md.read_text() + f"\n![time against batch size](minibatch_{device}.png)\n")
-    (out / "README.md").write_text("\n".join(sections))
+    outdirs.remove_stale_temporaries(out, "README.md")
+    write_text_atomic(out / "README.md", "\n".join(sections))
     written.append(out / "README.md")
     return written
 
@@ -459,6 +484,13 @@ def _batch_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 2, got {text!r}") from None
     if not values or min(values) < 2:
         raise argparse.ArgumentTypeError(f"batch sizes must be integers >= 2, got {text!r}")
+    if max(values) > MAX_BENCH_BATCH:
+        raise argparse.ArgumentTypeError(f"batch sizes must be at most {MAX_BENCH_BATCH} (the time of a case grows "
+                                         f"as B^2), got {text!r}")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"batch sizes must be distinct, got {text!r} "
+                                         f"(repeats {', '.join(map(str, repeated))})")
     return values
 
 
@@ -472,27 +504,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--device", choices=("cpu", "cuda", "all"), default=None,
                        help="cpu, cuda, or all (default: cpu, plus cuda when PyTorch sees one)")
     bench.add_argument("--batch-sizes", type=_batch_list, default=None, metavar="B,B,...",
-                       help="batch sizes (default 8,16,...,4096, plus 8192 where memory allows)")
+                       help="distinct batch sizes, each in 2..%d (default 8,16,...,4096, plus 8192 where "
+                            "memory allows)" % MAX_BENCH_BATCH)
     bench.add_argument("--frameworks", default=",".join(FRAMEWORKS), metavar="NAME,...",
                        help="frameworks to measure (default torch,tf)")
     bench.add_argument("--torch-capability", choices=("default", "native"), default="default",
                        help="ATen's CPU kernels: default (scalar, as training runs) or native SIMD")
     bench.add_argument("--quick", action="store_true",
                        help=f"a short run (batch sizes {QUICK_BATCH_SIZES}, few rounds) for CI and tests")
-    bench.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default {DEFAULT_OUT})")
+    bench.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                       help=f"output folder (default {DEFAULT_OUT}): new, empty, or one that 'ganrepro bench' "
+                            "wrote (it holds .ganrepro-output.json); any other folder is refused")
     return bench
 
 
 def validate(args: argparse.Namespace):
     """(frameworks, devices, batch sizes, out folder), checked before any measurement."""
-    from . import impls
+    from . import impls, outdirs
+    from .errors import UsageError
 
+    out = outdirs.claim(args.out, "--out", "benchmarks")  # first: cheap, and before any framework is loaded
     frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     if not frameworks:
-        raise ValueError(f"--frameworks {args.frameworks!r} names no framework; allowed: {', '.join(FRAMEWORKS)}")
+        raise UsageError(f"--frameworks {args.frameworks!r} names no framework; allowed: {', '.join(FRAMEWORKS)}")
     for name in frameworks:
         if name not in FRAMEWORKS:
-            raise ValueError(f"--frameworks: unknown framework {name!r}; allowed: {', '.join(FRAMEWORKS)}")
+            raise UsageError(f"--frameworks: unknown framework {name!r}; allowed: {', '.join(FRAMEWORKS)}")
         impls.check_framework(name)
     has_cuda = impls.available("torch") and cuda_available()
     if args.device in (None, "all"):
@@ -500,14 +537,13 @@ def validate(args: argparse.Namespace):
     else:
         devices = [args.device]
     if "cuda" in devices and not has_cuda:
-        raise ValueError("--device cuda: PyTorch sees no CUDA device here; allowed: cpu")
+        raise UsageError("--device cuda: PyTorch sees no CUDA device here; allowed: cpu")
     if args.quick:
         batches = list(args.batch_sizes or QUICK_BATCH_SIZES)
     else:
         batches = list(args.batch_sizes or (*DEFAULT_BATCH_SIZES, LARGE_BATCH))
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {args.out!r} exists and is not a folder; give a folder path")
+    if len(set(frameworks)) != len(frameworks):
+        raise UsageError(f"--frameworks {args.frameworks!r} names a framework twice")
     return frameworks, devices, batches, out
 
 
@@ -541,15 +577,9 @@ def main(argv=None) -> int:
         print(json.dumps(worker(request["framework"], request["device"], request["batches"], request["quick"],
                                 request["part"])))
         return 0
-    parser = argparse.ArgumentParser(prog="ganrepro")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["bench", *argv])
-    try:
-        checked = validate(args)
-    except ValueError as exc:
-        print(f"ganrepro: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return execute(args, *checked)
+    from .cli import main as cli_main
+
+    return cli_main(["bench", *argv])
 
 
 if __name__ == "__main__":  # pragma: no cover

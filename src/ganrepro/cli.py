@@ -32,6 +32,7 @@ starts training (``bench`` measures in worker processes of its own, see ``ganrep
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -39,18 +40,20 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import bench, impls
-from .config import (DTYPES, FEATURE_MATCHING, G_LOSSES, NOISE_SCHEDULES, NOISE_TARGETS, PROTOCOLS, RULES,
-                     SELF_TERMS, ConfigError, ExperimentConfig, format_seeds, make_config, parse_seeds)
+from . import bench, impls, outdirs
+from .config import (DTYPES, FEATURE_MATCHING, G_LOSSES, MAX_BATCH_SIZE, MAX_CURVE_INTERVAL, MAX_HIDDEN_SIZE,
+                     MAX_MBD_DIMS, MAX_MBD_KERNELS, MAX_PRETRAIN_STEPS, MAX_RUN_SEEDS, MAX_SEED, MAX_STEPS,
+                     MEMORY_LIMIT_BYTES,
+                     NOISE_SCHEDULES, NOISE_TARGETS, PROTOCOLS, RULES, SELF_TERMS, ConfigError, ExperimentConfig,
+                     format_seeds, inert_fields, make_config, parse_seeds)
+from .errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentFault, UsageError
 from .grids import GRIDS, get_grid
 from .variants import VARIANTS, Variant, get_variant, variant_names
 
 PROG = "ganrepro"
-EXIT_USAGE = 2
-
-
-class UsageError(ValueError):
-    """A bad command-line value found after parsing (e.g. an --out path that is a file)."""
+PINNED_FRAMEWORKS = ("torch", "tensorflow-cpu")
+MAX_FRAMES = 1000
+"""--animate's frames: every frame is kept in memory as an image until the GIF is written."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,38 +64,96 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{PROG}: error: {message}{hint}\n")
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
+def _parse_number(text: str, kind=int, low=None, high=None):
+    """``text`` as an int or a finite float within [low, high]; ArgumentTypeError echoing ``text`` as typed."""
+    if kind is int:
+        what = ("an integer" + (f" in {low}..{high}" if low is not None and high is not None
+                                else f" >= {low}" if low is not None else ""))
         try:
             value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        except ValueError:  # also a number of over 4300 digits
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
         return value
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):  # 1e400 overflows to inf: refused as typed, never echoed as "inf"
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _int_at_least(low: int, high: Optional[int] = None):
+    def parse(text: str) -> int:
+        return _parse_number(text, int, low, high)
 
     parse.__name__ = f"integer >= {low}"
     return parse
 
 
-def _number(kind):
-    """int or float, without a range check: the ranges are ExperimentConfig's (one place, one wording)."""
-    what = "an integer" if kind is int else "a number"
+class _Number(argparse.Action):
+    """Store an int or float option parsed by :func:`_parse_number` and keep the text as typed in
+    ``args.typed[dest]`` (so that a value refused later is echoed as the user wrote it)."""
 
-    def parse(text: str):
+    def __init__(self, option_strings, dest, kind=int, low=None, high=None, **kwargs):
+        self.kind, self.low, self.high = kind, low, high
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
         try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+            value = _parse_number(values, self.kind, self.low, self.high)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        setattr(namespace, self.dest, value)
+        typed = dict(getattr(namespace, "typed", None) or {})
+        typed[self.dest] = values
+        namespace.typed = typed
 
-    parse.__name__ = what
-    return parse
+
+class _Version(argparse.Action):
+    """``--version``: print :func:`version_text` on stdout and exit 0 (the metadata is read only then)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit(0)
+
+
+def version_text() -> str:
+    """``ganrepro --version``: this package's version and the framework versions it pins (from the
+    installed package's metadata; no framework is imported)."""
+    from importlib import metadata
+
+    from . import __version__
+
+    try:
+        version = metadata.version("ganrepro")
+        requires = metadata.requires("ganrepro") or []
+    except metadata.PackageNotFoundError:
+        version, requires = __version__, []
+    pins = []
+    for requirement in requires:
+        spec = requirement.split(";")[0].strip()
+        name = re.split(r"[\s\[=<>!~]", spec, maxsplit=1)[0]
+        if name in PINNED_FRAMEWORKS and "==" in spec:
+            try:
+                installed = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                installed = "not installed"
+            pins.append(f"{spec.replace(' ', '')} (installed: {installed})")
+    from . import isa
+
+    return (f"{PROG} {version}; pinned frameworks: {', '.join(pins) or 'none found in the package metadata'}\n"
+            f"instruction set: {isa.describe()}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Reproducibility suite for GAN training techniques on the 1D toy "
                                              "problem (G learns N(4, 0.5)), in twin PyTorch and TensorFlow "
                                              "implementations.")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print ganrepro's version and the pinned framework versions, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -103,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="train a stack of seeds of one config and score it",
         description="Train the seeds of one config as one stack in one framework, score each seed "
                     "(metrics of G on 10,000 fresh z ~ U(-8, 8)) and print a table, or JSON. "
-                    f"Protocol defaults: {defaults}.")
+                    f"Protocol defaults: {defaults}. Sizes are bounded before anything is allocated: besides "
+                    f"each option's range, a run's estimated memory (seeds x batch x widths x steps) must stay "
+                    f"under {MEMORY_LIMIT_BYTES // 2**30} GiB. An option that does not apply to the config "
+                    "(e.g. --mbd-kernels without --minibatch) is refused; a value inherited from --variant that "
+                    "no longer applies is reset to its default.")
     # Every option that sets a config field defaults to None: "not given", so that with --variant
     # only the options the user gave override the variant (see config_from_args).
     run.add_argument("--variant", default=None, metavar="NAME",
@@ -115,25 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="minibatch discrimination in D (default off, or the variant's)")
     run.add_argument("--mbd-self-term", choices=SELF_TERMS, default=None,
                      help="minibatch discrimination's self term (default: the protocol's)")
-    run.add_argument("--mbd-kernels", type=_number(int), default=None, metavar="K",
-                     help="minibatch discrimination kernels K, >= 1 (default 5)")
-    run.add_argument("--mbd-dims", type=_number(int), default=None, metavar="C",
-                     help="dimensions C of each minibatch kernel, >= 1 (default 3)")
+    run.add_argument("--mbd-kernels", action=_Number, kind=int, low=1, high=MAX_MBD_KERNELS, default=None,
+                     metavar="K", help=f"minibatch discrimination kernels K, 1..{MAX_MBD_KERNELS} (default 5; "
+                                       "only with --minibatch)")
+    run.add_argument("--mbd-dims", action=_Number, kind=int, low=1, high=MAX_MBD_DIMS, default=None, metavar="C",
+                     help=f"dimensions C of each minibatch kernel, 1..{MAX_MBD_DIMS} (default 3; only with "
+                          "--minibatch)")
     run.add_argument("--framework", choices=tuple(impls.FRAMEWORKS), default="torch",
                      help="twin implementation to train with (default torch)")
     run.add_argument("--seeds", default=None, metavar="RANGE",
-                     help="seeds to run as one stack, e.g. 0-7, 3 or 0-3,10 (default 0)")
-    run.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
-                     help="training steps (default: the protocol's)")
-    run.add_argument("--batch-size", type=_int_at_least(1), default=None, metavar="N",
-                     help="batch size, >= 2 with --minibatch (default: the protocol's)")
-    run.add_argument("--hidden-size", type=_int_at_least(1), default=None, metavar="N",
-                     help="G's hidden width h; D's is 2h (default 4)")
-    run.add_argument("--pretrain-steps", type=_int_at_least(0), default=None, metavar="N",
-                     help="D pretraining steps (default: the protocol's)")
+                     help=f"seeds to run as one stack, e.g. 0-7, 3 or 0-3,10, at most {MAX_RUN_SEEDS} seeds "
+                          "(default 0)")
+    run.add_argument("--steps", action=_Number, kind=int, low=1, high=MAX_STEPS, default=None, metavar="N",
+                     help=f"training steps, 1..{MAX_STEPS} (default: the protocol's)")
+    run.add_argument("--batch-size", action=_Number, kind=int, low=1, high=MAX_BATCH_SIZE, default=None, metavar="N",
+                     help=f"batch size, 1..{MAX_BATCH_SIZE}, >= 2 with --minibatch (default: the protocol's)")
+    run.add_argument("--hidden-size", action=_Number, kind=int, low=1, high=MAX_HIDDEN_SIZE, default=None,
+                     metavar="N", help=f"G's hidden width h, 1..{MAX_HIDDEN_SIZE}; D's is 2h (default 4)")
+    run.add_argument("--pretrain-steps", action=_Number, kind=int, low=0, high=MAX_PRETRAIN_STEPS, default=None,
+                     metavar="N", help=f"D pretraining steps, 0..{MAX_PRETRAIN_STEPS} (default: the protocol's)")
     run.add_argument("--dtype", choices=DTYPES, default=None, help="float type (default float32)")
-    run.add_argument("--curve-interval", type=_int_at_least(1), default=None, metavar="N",
-                     help="record the training curves every N steps (default 10)")
+    run.add_argument("--curve-interval", action=_Number, kind=int, low=1, high=MAX_CURVE_INTERVAL, default=None,
+                     metavar="N", help="record the training curves every N steps (default 10)")
     tech = run.add_argument_group(
         "techniques", "PROTOCOLS.md section 8; all off by default (or as the variant sets them). "
                       "L_G = adversarial term + W * feature matching on D's last hidden layer.")
@@ -143,27 +211,30 @@ def build_parser() -> argparse.ArgumentParser:
     tech.add_argument("--feature-matching", choices=FEATURE_MATCHING, default=None,
                       help="feature-matching term of G's loss: paired L2 (seeds 000/001), paired squared L2, "
                            "or Salimans' squared distance of the batch means (default none)")
-    tech.add_argument("--fm-weight", type=_number(float), default=None, metavar="W",
-                      help="weight W of the feature-matching term, > 0 (default 1)")
-    tech.add_argument("--instance-noise", type=_number(float), default=None, metavar="S",
+    tech.add_argument("--fm-weight", action=_Number, kind=float, default=None, metavar="W",
+                      help="weight W of the feature-matching term, > 0 (default 1; only with --feature-matching)")
+    tech.add_argument("--instance-noise", action=_Number, kind=float, default=None, metavar="S",
                       help="std S >= 0 of the Gaussian noise N(0, S^2), drawn fresh every step (default 0: off)")
     tech.add_argument("--noise-target", choices=NOISE_TARGETS, default=None,
                       help="d_inputs: D's inputs x and G(z), in both updates (instance noise proper); "
-                           "z: x and G's input z, in D's update only (seed 000's code) (default d_inputs)")
+                           "z: x and G's input z, in D's update only (seed 000's code) (default d_inputs; only "
+                           "with --instance-noise > 0)")
     tech.add_argument("--noise-schedule", choices=NOISE_SCHEDULES, default=None,
-                      help="constant S, or S annealed to zero linearly or exponentially (default constant)")
-    tech.add_argument("--noise-anneal-steps", type=_number(int), default=None, metavar="T",
-                      help="steps over which the noise is annealed to zero, at most the run's "
-                           "(default 0: the whole run)")
-    tech.add_argument("--label-smoothing", type=_number(float), default=None, metavar="ALPHA",
+                      help="constant S, or S annealed to zero linearly or exponentially (default constant; only "
+                           "with --instance-noise > 0)")
+    tech.add_argument("--noise-anneal-steps", action=_Number, kind=int, low=0, high=MAX_STEPS + 1, default=None,
+                      metavar="T", help="steps over which the noise is annealed to zero, at most the run's "
+                                        "(default 0: the whole run; only with --noise-schedule linear|exponential)")
+    tech.add_argument("--label-smoothing", action=_Number, kind=float, default=None, metavar="ALPHA",
                       help="one-sided label smoothing: D's real target ALPHA in (0, 1] (default 1: off)")
-    tech.add_argument("--historical-averaging", type=_number(float), default=None, metavar="LAMBDA",
+    tech.add_argument("--historical-averaging", action=_Number, kind=float, default=None, metavar="LAMBDA",
                       help="historical averaging: each player's loss gains "
                            "LAMBDA * ||theta - mean of past theta||^2, LAMBDA >= 0 (default 0: off)")
     run.add_argument("--json", action="store_true",
                      help="print one JSON document (config, per-seed metrics, timings, versions, floor)")
     run.add_argument("--out", default=None, metavar="DIR",
-                     help="save each run under DIR/<slug>/<framework>/seed-<k>/")
+                     help="save each run under DIR/<slug>/<framework>/seed-<k>/; DIR must be new, empty, or "
+                          "written by 'ganrepro run --out' before (it holds .ganrepro-output.json)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
     variants = sub.add_parser(
@@ -200,21 +271,24 @@ def build_parser() -> argparse.ArgumentParser:
                     "the median, IQR and IQM with bootstrap interval of KS, W1 and KDE log-likelihood; divergence "
                     "and collapse rates; each technique against its baseline; TF vs PyTorch seed by seed; "
                     "figures. With --animate, write the training animation of one run instead.")
-    report.add_argument("--grid", default="default", metavar="NAME",
-                        help=f"the grid to report: {', '.join(GRIDS)} (default: default)")
-    report.add_argument("--runs", default="runs", metavar="DIR", help="where the sweep stored its runs "
-                                                                       "(default: runs)")
+    report.add_argument("--grid", default=None, metavar="NAME",
+                        help=f"the grid to report: {', '.join(GRIDS)} (default: default; not with --animate)")
+    report.add_argument("--runs", default=None, metavar="DIR", help="where the sweep stored its runs "
+                                                                     "(default: runs; not with --animate)")
     report.add_argument("--out", default=None, metavar="DIR",
-                        help="the report folder (default: reports/<grid>; with --animate: reports/animations)")
-    report.add_argument("--no-html", dest="html", action="store_false", help="skip index.html")
+                        help="the report folder (default: reports/<grid>; with --animate: reports/animations); "
+                             "new, empty, or written by the same command before (it holds "
+                             ".ganrepro-output.json); never the runs folder, inside it or around it")
+    report.add_argument("--no-html", dest="html", action="store_false", default=None,
+                        help="skip index.html (not with --animate)")
     report.add_argument("--animate", default=None, metavar="VARIANT",
                         help="train one run of VARIANT and write its training animation (GIF)")
-    report.add_argument("--framework", choices=tuple(impls.FRAMEWORKS), default="torch",
-                        help="with --animate: the framework (default torch)")
-    report.add_argument("--seed", type=_int_at_least(0), default=0, metavar="K",
-                        help="with --animate: the seed (default 0)")
-    report.add_argument("--frames", type=_int_at_least(2), default=60, metavar="N",
-                        help="with --animate: about how many frames (default 60)")
+    report.add_argument("--framework", choices=tuple(impls.FRAMEWORKS), default=None,
+                        help="only with --animate: the framework (default torch)")
+    report.add_argument("--seed", type=_int_at_least(0, MAX_SEED), default=None, metavar="K",
+                        help=f"only with --animate: the seed, 0..{MAX_SEED} (default 0)")
+    report.add_argument("--frames", type=_int_at_least(2, MAX_FRAMES), default=None, metavar="N",
+                        help=f"only with --animate: about how many frames, 2..{MAX_FRAMES} (default 60)")
     report.add_argument("--quiet", action="store_true", help="no progress lines")
 
     bench.add_parser(sub)
@@ -227,7 +301,11 @@ def _check_out(path_text: str) -> Path:
 
 
 def _check_out_flag(path_text: str, flag: str) -> Path:
-    """``flag`` must be (or become) a writable folder: not a file, its first existing ancestor a folder."""
+    """``flag`` must be (or become) a writable folder: not a file, its first existing ancestor a folder.
+
+    An empty value is refused (it would silently mean the current folder)."""
+    if not str(path_text).strip():
+        raise UsageError(f"{flag} is empty; give a folder path")
     path = Path(path_text)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path_text!r} exists and is not a folder; give a folder path")
@@ -254,12 +332,23 @@ OPTION_FIELDS = {
     "label_smoothing": "label_smoothing", "historical_averaging": "historical_averaging",
 }
 FIELD_FLAGS = {fld: "--" + dest.replace("_", "-") for dest, fld in OPTION_FIELDS.items()}
+FIELD_FLAGS["seeds"] = "--seeds"
+FIELD_DEST = {fld: dest for dest, fld in OPTION_FIELDS.items()}
+SWITCH_FLAGS = {
+    # what an option that does not apply needs (config.inert_fields' switches)
+    "minibatch": "--minibatch",
+    "feature_matching": "--feature-matching paired_l2, paired_sq or mean_sq",
+    "instance_noise": "--instance-noise > 0",
+    "noise_schedule": "--noise-schedule linear or exponential (not 'constant')",
+}
+_GOT = re.compile(r"^(?P<rule>.*), got (?P<value>[^,;]*)$")
 _FIELD_WORD = re.compile(r"\b(" + "|".join(sorted((f for f in FIELD_FLAGS if "_" in f), key=len, reverse=True))
                          + r")\b")
 
 
 def given_options(args: argparse.Namespace) -> dict:
-    """The config fields the user set explicitly on the command line (options left at None are not)."""
+    """The config fields the user set explicitly on the command line (options left at None are not);
+    ``ConfigError`` for a malformed --seeds."""
     given = {fld: getattr(args, dest) for dest, fld in OPTION_FIELDS.items() if getattr(args, dest, None) is not None}
     if getattr(args, "seeds", None) is not None:
         given["seeds"] = parse_seeds(args.seeds)
@@ -272,19 +361,45 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     With --variant: the variant's config with the explicitly given options applied on top (a
     given --protocol starts from that protocol's defaults, the variant's switches kept). Without:
     the protocol's defaults (2017 unless given) with the given options.
+
+    Options that do not apply to the resulting config (``config.inert_fields``: --mbd-kernels,
+    --mbd-dims, --mbd-self-term without --minibatch; --fm-weight without feature matching;
+    --noise-target, --noise-schedule without instance noise; --noise-anneal-steps with a constant
+    schedule) are refused with a ``UsageError`` naming the option and what it needs, even at their
+    default value. A value inherited from the variant that no longer applies (e.g. seed 000's noise
+    target z after ``--instance-noise 0``) is reset to its default: a config never stores an inert value.
     """
     variant = get_variant(args.variant) if getattr(args, "variant", None) is not None else None
-    given = given_options(args)
+    note = f" (starting from --variant {variant.name})" if variant is not None else ""
+    given = {}
     try:
-        if variant is not None:
-            return variant.config(**given)
-        return make_config(given.pop("protocol", "2017"), **given)
+        given = given_options(args)
+        values = {**(variant.overrides if variant is not None else {}), **given}
+        for name, switch in inert_fields(values).items():
+            if name in given:
+                raise UsageError(f"{FIELD_FLAGS[name]} applies only with {SWITCH_FLAGS[switch]}{note}")
+            values.pop(name, None)  # inherited from the variant: back to the default
+        return make_config(values.pop("protocol", "2017"), **values)
     except ConfigError as exc:
-        # Name the command-line option rather than the field (e.g. --mbd-kernels, not mbd_kernels).
-        message = _FIELD_WORD.sub(lambda m: FIELD_FLAGS[m.group(1)], str(exc))
-        if variant is not None:
-            message += f" (starting from --variant {variant.name})"
-        raise ConfigError(message) from None
+        raise ConfigError(_option_message(exc, args, given) + note, exc.field) from None
+
+
+def _option_message(exc: ConfigError, args: argparse.Namespace, given: dict) -> str:
+    """``exc``'s message naming the command-line option rather than the field (--mbd-kernels, not
+    mbd_kernels), and echoing a value the user typed as typed (``--fm-weight: ... got '1e-3'``)."""
+    message = str(exc)
+    field_name = getattr(exc, "field", None)
+    typed = (getattr(args, "typed", None) or {}).get(FIELD_DEST.get(field_name, ""))
+    if field_name == "seeds" and getattr(args, "seeds", None) is not None:
+        given, typed = {**given, "seeds": None}, args.seeds
+    if field_name in given and field_name in FIELD_FLAGS:
+        flag = FIELD_FLAGS[field_name]
+        m = _GOT.match(message)
+        if typed is not None and m:
+            return f"{flag}: {_FIELD_WORD.sub(lambda w: FIELD_FLAGS[w.group(1)], m.group('rule'))}, got {typed!r}"
+        message = _FIELD_WORD.sub(lambda w: FIELD_FLAGS[w.group(1)], message)
+        return message if flag in message else f"{flag}: {message}"
+    return _FIELD_WORD.sub(lambda w: FIELD_FLAGS[w.group(1)], message)
 
 
 # ---- output -----------------------------------------------------------------------------------
@@ -402,7 +517,7 @@ def validate_run(args: argparse.Namespace):
     """Everything ``run`` needs checked before any work: (config, out folder or None)."""
     config = config_from_args(args)
     impls.check_framework(args.framework)
-    out = _check_out(args.out) if args.out is not None else None
+    out = outdirs.claim(args.out, "--out", "runs") if args.out is not None else None
     return config, out
 
 
@@ -422,10 +537,11 @@ def cmd_run(args: argparse.Namespace, config, out: Optional[Path]) -> int:
             progress.close()
     records = rec.score(output)
     try:
+        if out is not None:
+            outdirs.write_manifest(out, "runs")
         saved = rec.save_runs(output, records, out) if out is not None else []
     except OSError as exc:
-        print(f"{PROG}: error: could not save the runs under {str(out)!r}: {exc}", file=sys.stderr)
-        return 1
+        raise outdirs.fault(exc, f"could not save the runs under {str(out)!r}") from None
 
     floor = dict(PUBLISHED_FLOOR)
     if args.json:
@@ -547,31 +663,63 @@ def cmd_sweep(args: argparse.Namespace, grid, runs: Path, executor, jobs: int) -
     if not args.quiet:
         print(f"{PROG} sweep: {grid.describe()}; runs under {runs}; {args.executor} executor, {jobs} worker(s)",
               file=sys.stderr)
+    from .errors import EnvironmentFault
+    from .errors import UsageError as StoreError
+
     try:
         summary = sw.sweep(grid, runs, executor=executor, max_stack=args.max_stack,
                            progress=None if args.quiet else sw.SweepProgress)
-    except sw.StaleRunError as exc:
+    except (StoreError, EnvironmentFault) as exc:  # locked, unusable --runs, full disk, read-only folder
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "none"
+    moved = f", {len(summary.quarantined)} moved to quarantine" if summary.quarantined else ""
     print(f"{PROG} sweep {grid.name}: {summary.runs_done} run(s) trained ({statuses}), {summary.runs_skipped} "
-          f"already stored, {summary.runs_total} in the grid ({summary.cells} cells); {summary.seconds:.0f} s; "
-          f"runs under {runs}")
+          f"already stored{moved}, {summary.runs_total} in the grid ({summary.cells} cells); "
+          f"{summary.seconds:.0f} s; runs under {runs}")
     return 0
 
 
+REPORT_ONLY = {"grid": "--grid", "runs": "--runs", "html": "--no-html"}
+ANIMATE_ONLY = {"framework": "--framework", "seed": "--seed", "frames": "--frames"}
+
+
+def _given_flags(args: argparse.Namespace, options: dict) -> list[str]:
+    return [flag for dest, flag in options.items() if getattr(args, dest, None) is not None]
+
+
 def validate_report(args: argparse.Namespace):
+    """(mode, ...): the grid, runs and out folder of a report, or the config and out folder of an
+    animation; options of the other mode are refused (exit 2)."""
     if args.animate is not None:
+        stray = _given_flags(args, REPORT_ONLY)
+        if stray:
+            raise UsageError(f"{' and '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply with --animate "
+                             "(it trains its own run); leave "
+                             f"{'it' if len(stray) == 1 else 'them'} out")
+        args.framework = args.framework or "torch"
+        args.seed = 0 if args.seed is None else args.seed
+        args.frames = 60 if args.frames is None else args.frames
         config = get_variant(args.animate).config(seeds=(args.seed,))
         impls.check_framework(args.framework)
-        out = _check_out_flag(args.out or str(Path("reports") / "animations"), "--out")
+        out = outdirs.claim(args.out if args.out is not None else str(Path("reports") / "animations"), "--out",
+                            "animations")
         return ("animate", config, out)
-    grid = get_grid(args.grid)
-    runs = Path(args.runs)
+    stray = _given_flags(args, ANIMATE_ONLY)
+    if stray:
+        raise UsageError(f"{' and '.join(stray)} appl{'ies' if len(stray) == 1 else 'y'} only with --animate "
+                         "VARIANT; add --animate or leave "
+                         f"{'it' if len(stray) == 1 else 'them'} out")
+    grid = get_grid(args.grid if args.grid is not None else "default")
+    runs_text = args.runs if args.runs is not None else "runs"
+    if not runs_text.strip():
+        raise UsageError("--runs is empty; give the folder the sweep stored its runs in")
+    runs = Path(runs_text)
     if not runs.is_dir():
-        raise UsageError(f"--runs {args.runs!r} is not a folder; run 'ganrepro sweep --grid {grid.name} "
-                         f"--runs {args.runs}' first")
-    out = _check_out_flag(args.out or str(Path("reports") / grid.name), "--out")
+        raise UsageError(f"--runs {runs_text!r} is not a folder; run 'ganrepro sweep --grid {grid.name} "
+                         f"--runs {runs_text}' first")
+    out = outdirs.claim(args.out if args.out is not None else str(Path("reports") / grid.name), "--out", "report",
+                        avoid=[("--runs", runs_text)], swapped=True)
     return ("report", grid, runs, out)
 
 
@@ -583,14 +731,20 @@ def cmd_report(args: argparse.Namespace, mode: str, *rest) -> int:
         config, out = rest
         name = f"{args.animate.replace('/', '-')}-{args.framework}-seed{args.seed}.gif"
         say(f"training {args.animate} [{args.framework}] seed {args.seed} for about {args.frames} frames")
-        path = animate_run(config, args.framework, out / name, frames=args.frames, title=args.animate)
+
+        def mark() -> None:  # once the GIF is rendered: the folder becomes ours, then the GIF lands
+            outdirs.write_manifest(out, "animations")
+            outdirs.remove_stale_temporaries(out, name)
+
+        path = animate_run(config, args.framework, out / name, frames=args.frames, title=args.animate,
+                           before_write=mark)
         print(f"wrote {path}")
         return 0
     from .report.build import IncompleteRunsError, build_report
 
     grid, runs, out = rest
     try:
-        path = build_report(grid, runs, out, html=args.html, say=say)
+        path = build_report(grid, runs, out, html=args.html is not False, say=say)
     except IncompleteRunsError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -607,11 +761,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _error(message: str, code: int) -> int:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _os_error_text(exc: OSError) -> str:
+    """One line naming the file: ``could not write 'path': No space left on device``."""
+    paths = " -> ".join(repr(str(p)) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc)
+    return f"{paths}: {reason}" if paths else reason
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``ganrepro`` console script; returns the exit status.
 
-    Usage errors (bad option values, a missing framework, an --out that is a file) return 2
-    with one line on stderr and nothing written; errors inside training are not caught.
+    No traceback reaches the user: every failure is one line ``ganrepro: error: ...`` on stderr.
+    Bad input (an option's value, a path that cannot be used: ``errors.UsageError``, ConfigError
+    included, a missing framework) exits 2 and writes nothing, whether found while validating or
+    while executing; a fault of the environment (``errors.EnvironmentFault``, an ``OSError`` such
+    as a full disk or a read-only folder while writing, out of memory) exits 1; Ctrl-C exits 130.
     """
     parser = build_parser()
     try:
@@ -621,9 +790,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     validate, execute = COMMANDS[args.command]
     try:
         checked = validate(args)
-    except (ConfigError, UsageError, impls.BackendUnavailable, ValueError) as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+    except (UsageError, EnvironmentFault) as exc:
+        return _error(str(exc), exc.exit_code)
+    except (impls.BackendUnavailable, ValueError) as exc:
+        return _error(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _error(_os_error_text(exc), EXIT_ENVIRONMENT)
     try:
         return execute(args, *checked)
     except KeyboardInterrupt:
@@ -636,6 +808,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         return 1
+    except (UsageError, EnvironmentFault) as exc:
+        return _error(str(exc), exc.exit_code)
+    except impls.BackendUnavailable as exc:
+        return _error(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        return _error(_os_error_text(exc), EXIT_ENVIRONMENT)
+    except MemoryError:
+        return _error("out of memory: the run needs more memory than this machine has free; run fewer seeds "
+                      "at once or smaller sizes", EXIT_ENVIRONMENT)
 
 
 if __name__ == "__main__":  # pragma: no cover

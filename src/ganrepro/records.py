@@ -11,34 +11,43 @@ is saved but not scored: an evenly spaced input is not a sample of the noise dis
 The metrics' own draws from the target come from ``rng_for(seed, "evaluation")``, so a seed's
 score never depends on the seeds stacked beside it.
 
-Layout written by :func:`save_runs` (one folder per seed)::
+Layout written by :func:`save_runs` (one folder per seed; the whole store's contract -- lock,
+verification, quarantine -- is in ``ganrepro.store``)::
 
     <out_dir>/<slug>/<framework>/seed-<k>/
         record.json    the full record: config, slug, framework, seed, metrics, status,
-                       timings (of the whole stack), versions, device
+                       timings (of the whole stack), versions, device, and the seal:
+                       "files" {name: sha256 hex of its bytes} for the three files below and
+                       "config_sha256" (:func:`config_sha256` of "config")
         metrics.json   config, slug, framework, seed, metrics, status only: byte-identical
-                       whenever the same run is repeated
+                       whenever the same run is repeated (and exactly ``dumps`` of those keys
+                       of record.json, plus a newline)
         samples.npz    samples_grid, samples_uniform, boundary_x, boundary of that seed
                        (np.savez, uncompressed: the bytes are deterministic)
         curves.csv     step, then the six curves of ``interface.CURVES``, full float precision
+
+The seal lets a reader verify a run before trusting it (``store.verify_run``): the three files'
+bytes against their hashes, record.json against metrics.json, the identity against the folder's
+path. record.json itself is not deterministic (timings), so it is not hashed; what it holds
+that the report uses is checked against metrics.json.
 
 JSON is written strictly (sorted keys, indent 2, trailing newline): non-finite floats (NaN,
 +-inf: a metric that could not be computed) are written as ``null``.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import io
 import json
 import math
-import os
 import platform
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .files import current_umask, folder_atomic, write_bytes_atomic  # noqa: F401 (current_umask: re-exported)
 from .impls import FRAMEWORKS
 from .impls.interface import CURVES
 from .seeding import rng_for
@@ -47,6 +56,11 @@ DEVICE = "cpu"
 
 METRICS_KEYS = ("config", "slug", "framework", "seed", "metrics", "status")
 """The deterministic part of a record, written alone to ``metrics.json``."""
+
+SEALED_FILES = ("metrics.json", "samples.npz", "curves.csv")
+"""The files of a run folder whose sha256 record.json carries under "files"."""
+
+RUN_FILES = ("record.json",) + SEALED_FILES
 
 
 # ---- scoring ------------------------------------------------------------------------------
@@ -74,10 +88,16 @@ def score(output) -> list[dict]:
     """One record per seed of ``output`` (a ``training.TrainingOutput``), in the stack's order.
 
     Each record: {"config" (without seeds), "slug", "framework", "seed", "metrics", "status",
-    "timings" (the whole stack's, plus "stack_size"), "versions", "device"}. The samples scored
-    are ``output.samples_uniform[i]``: G on fresh U(-8, 8) draws (see the module docstring).
+    "timings" (the whole stack's, plus "stack_size"), "versions", "device", "isa"}. The samples
+    scored are ``output.samples_uniform[i]``: G on fresh U(-8, 8) draws (see the module docstring).
+    "isa" is ``isa.status()``: whether the instruction-set pin was in force (if it was not, the
+    numbers may differ from other CPUs' in the last bits, and a RuntimeWarning says so).
     """
+    from . import isa
     from .metrics import evaluate
+
+    isa.warn_if_unpinned()
+    isa_status = isa.status()
 
     config = output.config
     config_dict = config.to_dict()
@@ -99,6 +119,7 @@ def score(output) -> list[dict]:
             "timings": dict(timings),
             "versions": dict(versions),
             "device": DEVICE,
+            "isa": dict(isa_status),
         })
     return records
 
@@ -147,59 +168,60 @@ def curves_csv(steps: np.ndarray, curves: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
+def config_sha256(config: dict) -> str:
+    """sha256 hex of a config (without seeds) as canonical JSON: sorted keys, no spaces, strict.
+
+    The config identity of a run: two runs are of the same experiment exactly when their slugs
+    and config hashes are equal.
+    """
+    text = json.dumps(jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seed_files(output, record: dict, i: int) -> dict[str, bytes]:
+    """{name: bytes} of the three deterministic files of seed ``i``'s run (see the module docstring)."""
+    samples = io.BytesIO()
+    np.savez(samples, samples_grid=np.asarray(output.samples_grid[i]),
+             samples_uniform=np.asarray(output.samples_uniform[i]),
+             boundary_x=np.asarray(output.boundary_x),
+             boundary=np.asarray(output.boundary[i]))
+    return {
+        "metrics.json": (dumps(metrics_only(record)) + "\n").encode("utf-8"),
+        "samples.npz": samples.getvalue(),
+        "curves.csv": curves_csv(output.curve_steps, np.asarray(output.curves)[:, i, :]).encode("utf-8"),
+    }
+
+
+def sealed(record: dict, files: dict[str, bytes]) -> dict:
+    """``record`` plus its seal: "files" (sha256 of each of ``files``) and "config_sha256"."""
+    return {**record, "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+            "config_sha256": config_sha256(record["config"])}
 
 
 def _write_seed(folder: Path, output, record: dict, i: int) -> None:
-    _write_text(folder / "record.json", dumps(record) + "\n")
-    _write_text(folder / "metrics.json", dumps(metrics_only(record)) + "\n")
-    with open(folder / "samples.npz", "wb") as f:
-        np.savez(f, samples_grid=np.asarray(output.samples_grid[i]),
-                 samples_uniform=np.asarray(output.samples_uniform[i]),
-                 boundary_x=np.asarray(output.boundary_x),
-                 boundary=np.asarray(output.boundary[i]))
-    _write_text(folder / "curves.csv", curves_csv(output.curve_steps, np.asarray(output.curves)[:, i, :]))
-
-
-def current_umask() -> int:
-    """The process's umask (read without changing it for longer than a call)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """Write seed ``i``'s four files into ``folder`` (a fresh temporary folder), record.json first."""
+    files = seed_files(output, record, i)
+    write_bytes_atomic(folder / "record.json", (dumps(sealed(record, files)) + "\n").encode("utf-8"))
+    for name, data in files.items():
+        write_bytes_atomic(folder / name, data)
 
 
 def save_runs(output, records: list[dict], out_dir) -> list[Path]:
     """Write each seed's run under ``out_dir`` (layout in the module docstring); return the folders.
 
-    Each seed folder is written complete into a temporary sibling and renamed into place, so an
-    interrupted save never leaves a half-written run under the final name. An existing run
-    folder is replaced: the old one is renamed away, the new one renamed in, the old deleted.
+    Each seed folder is written complete into a temporary sibling and renamed into place
+    (``files.folder_atomic``), so an interrupted save never leaves a half-written run under the
+    final name. An existing run folder is replaced whole. ``OSError`` (a full disk, a read-only
+    folder) propagates after the temporary folder is removed; callers turn it into a message.
     """
     seeds = list(output.config.seeds)
     if len(records) != len(seeds) or [r["seed"] for r in records] != seeds:
         raise ValueError("records do not match the output's seeds")
-    mode = 0o777 & ~current_umask()
     written = []
     for i, (seed, record) in enumerate(zip(seeds, records)):
         final = run_dir(out_dir, output.config.slug, output.framework, seed)
-        parent = final.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=parent))
-        try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with folder_atomic(final) as tmp:
             _write_seed(tmp, output, record, i)
-            os.chmod(tmp, mode)
-            if final.exists() or final.is_symlink():
-                old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=parent))
-                os.rmdir(old)  # only reserve a unique name
-                os.replace(final, old)
-                os.replace(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         written.append(final)
     return written

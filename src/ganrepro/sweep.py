@@ -4,13 +4,32 @@ A grid (``grids.py``) is variants x frameworks x seeds. Variants with equal conf
 *cell* (slug, framework); each cell's seeds are trained as stacks (a seed's result does not
 depend on the stack it is in, so resuming with a smaller stack gives the same bytes).
 
-Storage is ``records.save_runs``'s layout under the runs folder, one folder per seed, written
-complete into a temporary folder and renamed into place. A sweep therefore resumes after being
-killed at any moment (``kill -9`` included): a seed counts as done exactly when its folder
-exists under its final name, stale temporary folders are removed on start, and only the seeds
-without a folder are trained again. A run that diverges (non-finite values) is stored with
-status "diverged" like any other. Workers only train and score; the one driver process writes
-every record, so no two processes ever write the same place.
+Storage is the store of ``ganrepro.store`` (its docstring states the contract: layout, content
+hashes, lock, quarantine), written by ``records.save_runs``: one folder per seed, written
+complete into a temporary folder and renamed into place. A sweep:
+
+1. takes the runs folder's lock (``ganrepro.lock``): one sweep per runs folder; a second
+   driver exits with status 2 naming the holder's pid. The kernel drops the lock whenever the
+   driver exits, ``kill -9`` included, so it is never stale;
+2. removes the temporary leftovers of killed writers (safe: the lock says no writer is alive);
+3. verifies every stored run of the grid (``store.verify_run``); a run that is missing files,
+   unreadable, inconsistent, a copy of another seed's, or of another config (including runs of
+   an older ganrepro, which carry no hashes) is moved into ``<runs>/quarantine/``, one line
+   printed per run naming it and why, and trained again; unknown entries (``seed-1.bak``) are
+   named and left alone;
+4. trains only the seeds without a trusted run, and stores each.
+
+It therefore resumes after being killed at any moment (``kill -9`` included): a seed counts as
+done exactly when its folder exists under its final name and verifies. A run that diverges
+(non-finite values) is stored with status "diverged" like any other. Workers only train and
+score; the one driver process writes every record, so no two processes ever write the same
+place. Workers die with their driver (:func:`die_with_parent`): none survives a ``kill -9``
+of the driver, and multiprocessing's resource tracker then exits too.
+
+Faults become one-line errors (``ganrepro.errors``): a runs folder that cannot be used or is
+locked -> ``UsageError`` (exit 2); a full disk, a read-only or vanished folder while writing,
+a worker killed -> ``EnvironmentFault`` (exit 1). Nothing half-written is left under a final
+name; the next sweep resumes.
 
 Executors: ``local`` (default) runs tasks in ``jobs`` worker processes (all the cores this
 process may use); ``ray`` sends them to a Ray cluster (``pip install 'ganrepro[ray]'``), the
@@ -18,20 +37,26 @@ records still written by the driver, so resume works the same. Framework-free un
 """
 from __future__ import annotations
 
-import json
+import errno
 import os
-import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from . import records as rec
+from . import store
 from .config import ExperimentConfig
+from .errors import EnvironmentFault, UsageError
+from .files import TMP_MARK, write_text_atomic
 from .grids import Grid
-from .report.runs import is_complete
+from .lock import runs_lock
+from .store import remove_stale  # noqa: F401 (part of this module's interface)
 
 EXECUTORS = ("local", "ray")
 MANIFEST = "sweep-{grid}.json"
@@ -98,48 +123,11 @@ def plan(grid: Grid) -> list[Cell]:
     return list(cells.values())
 
 
-class StaleRunError(RuntimeError):
-    """A stored run's config differs from the config of the cell it is stored under."""
-
-
-def done_seeds(root, cell: Cell) -> set[int]:
-    """The cell's seeds whose run folder is complete; ``StaleRunError`` if one holds another config."""
-    expected = rec.jsonable({k: v for k, v in cell.config.to_dict().items() if k != "seeds"})
-    done = set()
-    for seed in cell.config.seeds:
-        folder = rec.run_dir(root, cell.slug, cell.framework, seed)
-        if not is_complete(folder):
-            continue
-        with open(folder / "metrics.json", encoding="utf-8") as f:
-            stored = json.load(f)["config"]
-        if stored != expected:
-            raise StaleRunError(f"{folder} holds a run of another config (stored by another version of ganrepro?); "
-                                "move it away or sweep into a fresh --runs folder")
-        done.add(seed)
-    return done
-
-
 def tasks_for(cell: Cell, seeds: Iterable[int], max_stack: int) -> list[Task]:
     """The pending ``seeds`` of ``cell`` in stacks of at most ``max_stack``."""
     seeds = sorted(seeds)
     return [Task(cell.config.with_seeds(seeds[i:i + max_stack]), cell.framework)
             for i in range(0, len(seeds), max_stack)]
-
-
-def remove_stale(root) -> int:
-    """Delete the temporary folders an interrupted save can leave (``.seed-<k>.tmp-*``, ``.old-*``)."""
-    removed = 0
-    root = Path(root)
-    if not root.is_dir():
-        return 0
-    for parent in root.glob("*/*"):
-        if not parent.is_dir():
-            continue
-        for entry in parent.iterdir():
-            if entry.name.startswith(".seed-") and (".tmp-" in entry.name or ".old-" in entry.name):
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-    return removed
 
 
 def manifest(grid: Grid, cells: list[Cell]) -> dict:
@@ -152,20 +140,6 @@ def manifest(grid: Grid, cells: list[Cell]) -> dict:
             "seeds": list(grid.seeds), "variants": {v: slugs[v] for v in grid.variants}}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary sibling and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # ---- running one task (in a worker) -----------------------------------------------------------
 def run_task(config: ExperimentConfig, framework: str):
     """Train and score one stack: (TrainingOutput, records). Runs in a worker process."""
@@ -175,9 +149,47 @@ def run_task(config: ExperimentConfig, framework: str):
     return output, rec.score(output)
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: make this worker die as soon as its driver (``parent_pid``) does.
+
+    Two mechanisms, so that no worker outlives a driver killed with ``kill -9`` (where nothing
+    of the driver runs to stop them): on Linux the kernel sends this process SIGKILL when its
+    parent dies (``prctl(PR_SET_PDEATHSIG)``; the pool spawns workers from the driver's main
+    thread, the thread whose exit the kernel watches); on every platform a daemon thread polls
+    ``os.getppid()`` and exits the process when it changes (the worker was re-parented). A
+    driver that died before the initializer ran is caught by the first check. When the workers
+    are gone, multiprocessing's resource tracker sees its pipe close and exits too.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the watchdog remains
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ganrepro-die-with-parent", daemon=True).start()
+
+
 # ---- executors --------------------------------------------------------------------------------
 class LocalExecutor:
-    """Tasks in ``jobs`` fresh worker processes (spawned), or in this process when ``jobs`` is 1."""
+    """Tasks in ``jobs`` fresh worker processes (spawned), or in this process when ``jobs`` is 1.
+
+    The workers die with this process (:func:`die_with_parent`). When the caller stops early (an
+    error while storing, KeyboardInterrupt), the workers are killed at once rather than left to
+    finish stacks nobody will store.
+    """
 
     def __init__(self, jobs: int):
         self.jobs = jobs
@@ -189,16 +201,32 @@ class LocalExecutor:
             return
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)),
-                                   mp_context=multiprocessing.get_context("spawn"))
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
+        finished_all = False
         try:
             pending = {pool.submit(run_task, t.config, t.framework): t for t in tasks}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=lambda f: tasks.index(pending[f])):
-                    yield pending.pop(future), future.result()
+                    task = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        raise EnvironmentFault("a worker process died (killed, or out of memory?); run the sweep "
+                                               "again (it resumes), with fewer --jobs if memory is short") from None
+                    yield task, result
+            finished_all = True
         finally:
+            if not finished_all:
+                for process in list(getattr(pool, "_processes", {}).values()):  # no public way to stop them
+                    try:
+                        process.kill()
+                    except (OSError, ValueError, AttributeError):
+                        pass
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -230,14 +258,14 @@ class RayExecutor:
 
 
 def check_executor(name: str) -> None:
-    """ValueError for an unknown executor; an install hint when Ray is asked for and missing."""
+    """``UsageError`` (a ValueError) for an unknown executor; an install hint when Ray is asked for and missing."""
     if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
+        raise UsageError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
     if name == "ray":
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise ValueError("--executor ray needs the package 'ray', which is not installed; "
+            raise UsageError("--executor ray needs the package 'ray', which is not installed; "
                              "install it with: pip install 'ganrepro[ray]'")
 
 
@@ -300,45 +328,106 @@ class SweepSummary:
     grid: str
     cells: int
     runs_total: int
-    runs_skipped: int  # already stored when the sweep started
+    runs_skipped: int  # already stored (and verified) when the sweep started
     runs_done: int  # trained by this sweep
     statuses: dict
     seconds: float
     stale_removed: int
+    quarantined: list = field(default_factory=list)  # (from, to, reason) of each run moved aside
+    unknown: list = field(default_factory=list)  # entries of the grid's folders that are not runs
+
+
+def _say(text: str) -> None:
+    print(f"ganrepro sweep: {text}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def store_faults(root: Path, doing: str) -> Iterator[None]:
+    """Turn an ``OSError`` of the store's file system into an ``EnvironmentFault`` with one line of advice."""
+    try:
+        yield
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        if exc.filename is not None:
+            what += f" ({str(exc.filename)!r})"
+        if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+            advice = "free some space, then run the sweep again (it resumes)"
+        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            advice = "make the runs folder writable, then run the sweep again (it resumes)"
+        else:
+            advice = "run the sweep again when the runs folder is usable (it resumes)"
+        raise EnvironmentFault(f"could not {doing} under the runs folder {str(root)!r}: {what}; {advice}; "
+                               "nothing half-written was left") from None
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and remove a temporary folder in ``folder`` (creating it): fail before training, not after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.rmdir(tempfile.mkdtemp(prefix=f".probe{TMP_MARK}", dir=folder))
 
 
 def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32,
-          progress: Optional[Callable[[str, int, float], SweepProgress]] = None) -> SweepSummary:
-    """Train every seed of ``grid`` not yet stored under ``root`` and store it; return a summary.
+          progress: Optional[Callable[[str, int, float], SweepProgress]] = None,
+          say: Optional[Callable[[str], None]] = None) -> SweepSummary:
+    """Train every seed of ``grid`` without a trusted run under ``root`` and store it; return a summary.
 
     ``executor``: a ``LocalExecutor``/``RayExecutor`` (default: local on all cores).
     ``progress(label, total_runs, total_cost)`` makes a :class:`SweepProgress` (None: silent).
+    ``say(line)`` is told each run moved to quarantine and each unknown entry (default: a line
+    ``ganrepro sweep: ...`` on stderr). Steps and faults: see the module docstring.
     """
     t0 = time.perf_counter()
+    say = say or _say
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    executor = executor or LocalExecutor(default_jobs())
-    stale = remove_stale(root)
-    cells = plan(grid)
-    write_atomic(root / MANIFEST.format(grid=grid.name), rec.dumps(manifest(grid, cells)) + "\n")
-    tasks, skipped = [], 0
-    for cell in cells:
-        done = done_seeds(root, cell)
-        skipped += len(done)
-        tasks.extend(tasks_for(cell, [s for s in cell.config.seeds if s not in done], max_stack))
-    tasks.sort(key=lambda t: -t.cost)  # longest first: the workers finish together
-    total = sum(t.runs for t in tasks)
-    bar = progress(f"sweep {grid.name}", total, sum(t.cost for t in tasks)) if progress and tasks else None
-    statuses: dict[str, int] = {}
     try:
-        for task, (output, records) in executor.run(tasks):
-            rec.save_runs(output, records, root)
-            for r in records:
-                statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--runs {str(root)!r} cannot be used: {exc.strerror or exc}; give a writable folder") \
+            from None
+    executor = executor or LocalExecutor(default_jobs())
+    cells = plan(grid)
+    with runs_lock(root):
+        with store_faults(root, "prepare the store"):
+            stale = store.remove_stale(root)
+            write_text_atomic(root / MANIFEST.format(grid=grid.name), rec.dumps(manifest(grid, cells)) + "\n")
+        tasks, skipped, quarantined, unknown = [], 0, [], []
+        for cell in cells:
+            with store_faults(root, "check the stored runs"):
+                scan = store.scan_cell(root, cell.slug, cell.framework, cell.config.seeds,
+                                       store.cell_config(cell.config))
+                for path in store.unknown_in_slug(root, cell.slug) + scan.unknown:
+                    if path not in unknown:
+                        unknown.append(path)
+                        say(f"ignoring {str(path)!r}: not a run folder (runs are named seed-<k>); "
+                            "move it out of the runs folder")
+                for damaged in scan.damaged:
+                    dest = store.quarantine(root, damaged.folder, damaged.reason)
+                    quarantined.append((damaged.folder, dest, damaged.reason))
+                    say(f"moved {str(damaged.folder)!r} to {str(dest)!r}: {damaged.reason}; it is trained again")
+            skipped += len(scan.verified)
+            pending = [s for s in cell.config.seeds if s not in scan.verified]
+            if pending:
+                with store_faults(root, "write"):
+                    probe_writable(scan.folder)
+            tasks.extend(tasks_for(cell, pending, max_stack))
+        tasks.sort(key=lambda t: -t.cost)  # longest first: the workers finish together
+        total = sum(t.runs for t in tasks)
+        bar = progress(f"sweep {grid.name}", total, sum(t.cost for t in tasks)) if progress and tasks else None
+        statuses: dict[str, int] = {}
+        results = None
+        try:
+            results = executor.run(tasks)
+            for task, (output, records) in results:
+                with store_faults(root, "store a run"):
+                    rec.save_runs(output, records, root)
+                for r in records:
+                    statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+                if bar:
+                    bar.advance(task)
+        finally:
+            if hasattr(results, "close"):
+                results.close()  # stops the workers at once if the loop ended early
             if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.close()
+                bar.close()
     return SweepSummary(grid.name, len(cells), total + skipped, skipped, total, statuses,
-                        time.perf_counter() - t0, stale)
+                        time.perf_counter() - t0, stale, quarantined, unknown)

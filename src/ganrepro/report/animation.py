@@ -20,6 +20,7 @@ Framework-free at import: the framework is imported when :func:`animate_run` sta
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
 from ..config import ExperimentConfig
+from ..files import write_bytes_atomic
 from ..impls import get_backend
 from ..streams import chunk_length, evaluation_inputs
 from ..training import train
@@ -119,8 +121,10 @@ def _draw_frame(artists: dict, frame: Frame, title: str, ytop: float) -> None:
     artists["ax"].set_title(title)
 
 
-def write_gif(frames: list[Frame], boundary_x: np.ndarray, path, title: str, fps: int = FPS) -> Path:
-    """Draw ``frames`` into a GIF at ``path`` (atomically); one x range and density scale for all frames."""
+def write_gif(frames: list[Frame], boundary_x: np.ndarray, path, title: str, fps: int = FPS,
+              before_write: Callable[[], None] | None = None) -> Path:
+    """Draw ``frames`` into a GIF at ``path`` (atomically); one x range and density scale for all frames.
+    ``before_write()`` (optional) is called once the GIF is rendered, just before it is written."""
     if not frames:
         raise ValueError("no frames to draw")
     path = Path(path)
@@ -131,24 +135,35 @@ def write_gif(frames: list[Frame], boundary_x: np.ndarray, path, title: str, fps
         fig = Figure(figsize=FIGSIZE, dpi=ANIMATION_DPI)
         artists = _frame_artists(fig, lo, hi, ytop, np.asarray(boundary_x, dtype=np.float64))
         writer = PillowWriter(fps=fps)
-        with F.atomic_path(path) as tmp, writer.saving(fig, str(tmp), dpi=ANIMATION_DPI):
-            for frame in frames:
-                _draw_frame(artists, frame, f"{title}\nstep {frame.step} / {total}", ytop)
-                writer.grab_frame(facecolor="white")
+        # Rendered into a private temporary folder, then written to ``path`` atomically
+        # (files.write_bytes_atomic): ``path`` is the old GIF or the new one, never half of one.
+        with tempfile.TemporaryDirectory(prefix="ganrepro-gif-") as scratch:
+            rendered = Path(scratch) / path.name
+            with writer.saving(fig, str(rendered), dpi=ANIMATION_DPI):
+                for frame in frames:
+                    _draw_frame(artists, frame, f"{title}\nstep {frame.step} / {total}", ytop)
+                    writer.grab_frame(facecolor="white")
+            data = rendered.read_bytes()
     F.close_figure(fig)
+    if before_write is not None:
+        before_write()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, data)
     return path
 
 
 def animate_run(config: ExperimentConfig, framework: str, path, frames: int = 60, seed: int | None = None,
-                progress: Callable[[int, int], None] | None = None, title: str | None = None) -> Path:
+                progress: Callable[[int, int], None] | None = None, title: str | None = None,
+                before_write: Callable[[], None] | None = None) -> Path:
     """Train one seed of ``config`` (its first seed when ``seed`` is None) in ``framework`` and write
     the training animation to ``path`` (a GIF): about ``frames`` frames (:func:`frame_steps`), each
     the real density, G's density and D(x) after that many steps. ``progress(done, total)`` is
-    called after each chunk of training. Returns the path.
+    called after each chunk of training; ``before_write()`` just before the GIF is written (the
+    command line marks its output folder there). Returns the path.
     """
     seed = config.seeds[0] if seed is None else int(seed)
     run_config = config.with_seeds((seed,))
     recorded = record_frames(run_config, framework, frames, progress)
     label = title or run_config.slug
     boundary_x = evaluation_inputs(run_config).boundary_grid[0]
-    return write_gif(recorded, boundary_x, path, f"{label}  [{framework}, seed {seed}]")
+    return write_gif(recorded, boundary_x, path, f"{label}  [{framework}, seed {seed}]", before_write=before_write)

@@ -11,29 +11,29 @@
 
 Everything is a function of the stored metrics, samples and curves (timings are not used), and
 of fixed seeds (bootstrap, floor), so the same runs give the same bytes. The folder is built
-complete in a temporary sibling and swapped in, so an interrupted build leaves the previous
-report whole.
+complete in a temporary sibling (``.<name>.tmp-*``) and swapped in, so an interrupted build leaves
+the previous report whole; the next build into the same folder removes such a leftover sibling.
+The folder carries ``.ganrepro-output.json`` (``ganrepro.outdirs``): the command line replaces
+only a folder that holds it (or an empty one).
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import pandas as pd
 
-from .. import records as rec
+from .. import outdirs
+from ..files import folder_atomic, write_text_atomic
 from ..grids import Grid, comparisons
 from ..metrics import PUBLISHED_FLOOR, perfect_generator_floor
 from ..sweep import plan
 from ..variants import VARIANTS
 from . import document as doc
 from . import tables
-from .runs import METRIC_NAMES, load_cell
+from .runs import METRIC_NAMES, load_cell, stored_run  # noqa: F401 (load_cell: kept for callers)
 
 METRIC_TITLES = {"ks": "KS statistic (lower is better)", "w1": "Wasserstein-1 (lower is better)",
                  "kde_ll": "KDE log-likelihood, nats (higher is better)"}
@@ -52,11 +52,24 @@ class Loaded:
     same_as: dict  # variant -> other variants of the same stored cell
 
 
-def load_grid(grid: Grid, root) -> Loaded:
-    """Every stored run of ``grid`` under ``root``; ``IncompleteRunsError`` naming what is missing."""
+def load_grid(grid: Grid, root, say: Optional[Callable[[str], None]] = None) -> Loaded:
+    """Every stored run of ``grid`` under ``root``, verified (``store.verify_run``).
+
+    ``IncompleteRunsError`` naming the first run that cannot be trusted (its file, the reason,
+    the sweep that repairs it), else naming what is missing. Entries of the grid's slug and cell
+    folders that are not runs are told to ``say`` (one line each) and ignored.
+    """
+    from ..store import cell_config, scan_cell, unknown_in_slug
+
     cells, slugs, same_as, missing = {}, {}, {}, []
+    fix = f"run 'ganrepro sweep --grid {grid.name} --runs {root}' to move it aside and train it again"
+    unknown = []
     for cell in plan(grid):
-        runs = load_cell(root, cell.slug, cell.framework, seeds=set(grid.seeds))
+        scan = scan_cell(root, cell.slug, cell.framework, set(grid.seeds), cell_config(cell.config))
+        if scan.damaged:
+            raise IncompleteRunsError(f"{scan.damaged[0]}; {fix}")
+        unknown += [p for p in unknown_in_slug(root, cell.slug) + scan.unknown if p not in unknown]
+        runs = [stored_run(doc, scan.folder / f"seed-{seed}") for seed, doc in sorted(scan.verified.items())]
         have = {r.seed for r in runs}
         lacking = [s for s in grid.seeds if s not in have]
         if lacking:
@@ -65,6 +78,8 @@ def load_grid(grid: Grid, root) -> Loaded:
             cells[(variant, cell.framework)] = runs
             slugs[variant] = cell.slug
             same_as[variant] = [v for v in cell.variants if v != variant]
+    for path in unknown:
+        (say or (lambda text: None))(f"ignoring {str(path)!r}: not a run folder (runs are named seed-<k>)")
     if missing:
         shown = "; ".join(missing[:4]) + (f"; and {len(missing) - 4} more cells" if len(missing) > 4 else "")
         raise IncompleteRunsError(f"runs missing under {str(root)!r} for grid {grid.name!r}: {shown}; "
@@ -290,41 +305,27 @@ def compute_tables(loaded: Loaded) -> tuple[dict, dict]:
     return t, floor
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.rmdir(old)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
 def build_report(grid: Grid, runs_root, out, *, html: bool = True,
                  say: Optional[Callable[[str], None]] = None) -> Path:
     """Write the report of ``grid`` from the runs under ``runs_root`` to the folder ``out``."""
     say = say or (lambda text: None)
     out = Path(out)
     say("loading runs")
-    loaded = load_grid(grid, runs_root)
+    loaded = load_grid(grid, runs_root, say=say)
     say("computing tables")
     t, floor = compute_tables(loaded)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    # A report killed earlier may have left its temporary folder (.<name>.tmp-*) beside ``out``:
+    # remove those of this output only, then build the new folder whole in a temporary sibling and
+    # swap it in (files.folder_atomic): ``out`` is the old report or the new one, never a mix.
+    outdirs.remove_stale_temporaries(out.parent, out.name)
+    with folder_atomic(out) as tmp:
+        outdirs.write_manifest(tmp, "report")
         figs = make_figures(loaded, t["runs"], t["paired"], floor, tmp, say)
         blocks = build_blocks(loaded, t, figs, floor)
-        write = lambda name, text: (tmp / name).write_text(text, encoding="utf-8", newline="\n")  # noqa: E731
-        write("README.md", doc.to_markdown(blocks))
+        write_text_atomic(tmp / "README.md", doc.to_markdown(blocks))
         if html:
-            write("index.html", doc.to_html(blocks, f"ganrepro report: grid {grid.name}"))
+            write_text_atomic(tmp / "index.html", doc.to_html(blocks, f"ganrepro report: grid {grid.name}"))
         for name in ("runs", "summary", "comparisons", "pairing", "signs"):
-            write(f"{name}.csv", tables.to_csv(t[name]))
-        os.chmod(tmp, 0o777 & ~rec.current_umask())
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            write_text_atomic(tmp / f"{name}.csv", tables.to_csv(t[name]))
     return out
-

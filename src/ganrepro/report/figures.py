@@ -27,9 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
+from ..files import write_bytes_atomic
 from ..impls.interface import CURVES
 from ..metrics import MU, SIGMA, target_pdf
 from .runs import LOWER_IS_BETTER, METRIC_NAMES, StoredRun
@@ -118,7 +117,7 @@ DENSITY_COLUMNS = 3
 TARGET_PEAK = 1.0 / (SIGMA * math.sqrt(2.0 * math.pi))
 
 
-# ---- style, rendering and atomic files -------------------------------------------------------
+# ---- style, rendering and files --------------------------------------------------------------
 @contextlib.contextmanager
 def figure_style():
     """matplotlib's default style plus :data:`RC`, for building and rendering a figure (restored after)."""
@@ -132,33 +131,6 @@ def png_bytes(fig: Figure) -> bytes:
     with figure_style():
         fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
     return buf.getvalue()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` if the block succeeds.
-
-    The parent folder is created; readers never see a half-written file; on error the temporary
-    file is removed. The file gets the usual permissions (0o666 less the umask).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def close_figure(fig: Figure) -> None:
@@ -175,8 +147,8 @@ def save_png(fig: Figure, path) -> Path:
     data = png_bytes(fig)
     close_figure(fig)
     path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, data)
     return path
 
 

@@ -1,19 +1,29 @@
-"""Load stored runs: the per-seed folders ``records.save_runs`` writes.
+"""Load stored runs: the per-seed folders ``records.save_runs`` writes, verified first.
 
     <root>/<slug>/<framework>/seed-<k>/{record.json, metrics.json, samples.npz, curves.csv}
 
+Every run is verified (``store.verify_run``: content hashes, identity, config) before it is
+loaded; a run that fails is never used: :func:`load_cell` raises ``store.DamagedRunError``
+naming the file, and the report turns that into a message sending the user to ``ganrepro
+sweep`` (which moves the run aside and trains it again). Entries of a cell folder that are not
+run folders (``seed-1.bak``) are never parsed as seeds. The store's contract is in
+``ganrepro.store``.
+
 A :class:`StoredRun` holds what the report's tables need (read from ``metrics.json``, the
-deterministic part of the record); samples and curves are read on demand. Framework-free.
+deterministic part of the record); samples and curves are read on demand (their bytes were
+verified against record.json's hashes when the run was loaded). Framework-free.
 """
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..records import RUN_FILES
+from ..store import DamagedRunError, scan_cell, verify_run
 
 METRIC_NAMES = ("ks", "w1", "kde_ll")
 """The scores the report compares: KS statistic and Wasserstein-1 (lower is better) and the
@@ -55,30 +65,35 @@ class StoredRun:
 
 
 def is_complete(folder: Path) -> bool:
-    """A run folder is complete when it holds all four files (``save_runs`` renames whole folders)."""
-    return all((folder / name).is_file() for name in ("record.json", "metrics.json", "samples.npz", "curves.csv"))
+    """Whether ``folder`` holds all four files (necessary for a run, not sufficient: see ``verify_run``)."""
+    return all((folder / name).is_file() for name in RUN_FILES)
 
 
-def load_run(folder) -> StoredRun:
-    """The run stored in ``folder`` (a ``seed-<k>`` folder)."""
-    folder = Path(folder)
-    with open(folder / "metrics.json", encoding="utf-8") as f:
-        doc = json.load(f)
+def stored_run(doc: dict, folder) -> StoredRun:
+    """A :class:`StoredRun` from a verified metrics document."""
     metrics = {k: _float(v) if isinstance(v, (int, float)) or v is None else v for k, v in doc["metrics"].items()}
     return StoredRun(slug=doc["slug"], framework=doc["framework"], seed=int(doc["seed"]), status=doc["status"],
-                     metrics=metrics, config=doc["config"], path=folder)
+                     metrics=metrics, config=doc["config"], path=Path(folder))
 
 
-def load_cell(root, slug: str, framework: str, seeds=None) -> list[StoredRun]:
-    """The complete runs of one (slug, framework) cell under ``root``, by seed; only ``seeds`` if given."""
-    cell = Path(root) / slug / framework
-    if not cell.is_dir():
-        return []
-    found = []
-    for folder in cell.iterdir():
-        if not folder.name.startswith("seed-") or not is_complete(folder):
-            continue
-        seed = int(folder.name[len("seed-"):])
-        if seeds is None or seed in seeds:
-            found.append(load_run(folder))
-    return sorted(found, key=lambda r: r.seed)
+def load_run(folder, config=None) -> StoredRun:
+    """The run stored in ``folder`` (``<root>/<slug>/<framework>/seed-<k>``), verified; ``DamagedRunError``
+    if it cannot be trusted (also when ``config``, a ``store.cell_config``, is given and differs)."""
+    folder = Path(folder)
+    slug, framework, name = folder.parent.parent.name, folder.parent.name, folder.name
+    seed = name[len("seed-"):]
+    if not name.startswith("seed-") or not seed.isdigit() or str(int(seed)) != seed:
+        raise DamagedRunError(folder, "its name is not seed-<k>")
+    return stored_run(verify_run(folder, slug, framework, int(seed), config), folder)
+
+
+def load_cell(root, slug: str, framework: str, seeds=None, config=None) -> list[StoredRun]:
+    """The verified runs of one (slug, framework) cell under ``root``, by seed; only ``seeds`` if given.
+
+    ``DamagedRunError`` for the first run (of those asked) that cannot be trusted; unknown
+    entries are skipped (``store.scan_cell`` lists them).
+    """
+    scan = scan_cell(root, slug, framework, seeds, config)
+    if scan.damaged:
+        raise scan.damaged[0]
+    return [stored_run(doc, scan.folder / f"seed-{seed}") for seed, doc in sorted(scan.verified.items())]

@@ -34,6 +34,8 @@ def iqm(x) -> float:
     With n values sorted, the lowest and highest n/4 are discarded, fractionally at the edges
     (a value straddling a cut counts with the weight of its part inside), so that the result
     is continuous in n: for n = 4k it is the mean of the middle 2k values. NaN for no values.
+    The weighted sum is exactly rounded (``math.fsum``), not a BLAS dot product, whose kernel
+    (and so its last bit) depends on the CPU.
     """
     x = np.sort(finite(x))
     n = x.size
@@ -43,17 +45,21 @@ def iqm(x) -> float:
     # weight of sorted value i = length of [i, i+1) inside [lo, hi)
     edges = np.arange(n + 1, dtype=np.float64)
     weights = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0.0, None)
-    return float(np.dot(weights, x) / weights.sum())
+    return math.fsum(weights * x) / math.fsum(weights)
 
 
 def iqm_rows(rows: np.ndarray) -> np.ndarray:
-    """:func:`iqm` of each row of a (r, n) array of finite values, vectorised (same weights)."""
+    """:func:`iqm` of each row of a (r, n) array of finite values, vectorised (same weights).
+
+    Row sums by NumPy's own reduction (the same on every CPU under the instruction-set pin), not
+    by a BLAS matrix-vector product (whose kernel depends on the CPU).
+    """
     rows = np.sort(np.asarray(rows, dtype=np.float64), axis=1)
     n = rows.shape[1]
     lo, hi = n / 4.0, 3.0 * n / 4.0
     edges = np.arange(n + 1, dtype=np.float64)
     weights = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0.0, None)
-    return rows @ weights / weights.sum()
+    return np.sum(rows * weights, axis=1) / math.fsum(weights)
 
 
 def quartiles(x) -> tuple[float, float, float]:
