@@ -468,8 +468,9 @@ def test_run_variant_flags_override_in_json_and_table(capsys):
 # folder that holds "userdir/mine.txt", a file "afile" and a runs folder "runs/" (with one entry).
 BAD_INPUTS = [
     (["run", "--seeds", "0-4294967295"], 2, "--seeds: seed range '0-4294967295' names at least 4294967296 seeds"),
-    (["run", "--seeds", "0-100000", "--steps", "20"], 2, "a run stacks at most 1024"),
-    (["run", "--seeds", "0-600,601-2000"], 2, "a run stacks at most 1024"),
+    (["run", "--seeds", "0-100000", "--steps", "20"], 2, "a run stacks at most 65536"),
+    (["run", "--seeds", "0-600,601-70000"], 2, "a run stacks at most 65536"),
+    (["run", "--seeds", "0-9999"], 2, "over the limit of 4 GiB per run"),
     (["run", "--steps", "1000000000000"], 2, "--steps: must be an integer in 1..1000000, got '1000000000000'"),
     (["run", "--steps", "1e12"], 2, "--steps: expected an integer in 1..1000000, got '1e12'"),
     (["run", "--batch-size", "1000000000"], 2, "--batch-size: must be an integer in 1..65536"),

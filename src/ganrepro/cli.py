@@ -189,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--framework", choices=tuple(impls.FRAMEWORKS), default="torch",
                      help="twin implementation to train with (default torch)")
     run.add_argument("--seeds", default=None, metavar="RANGE",
-                     help=f"seeds to run as one stack, e.g. 0-7, 3 or 0-3,10, at most {MAX_RUN_SEEDS} seeds "
-                          "(default 0)")
+                     help=f"seeds to run as one stack, e.g. 0-7, 3 or 0-3,10, at most {MAX_RUN_SEEDS} seeds and "
+                          f"{MEMORY_LIMIT_BYTES // 2**30} GiB by the suite's memory estimate (default 0)")
     run.add_argument("--steps", action=_Number, kind=int, low=1, high=MAX_STEPS, default=None, metavar="N",
                      help=f"training steps, 1..{MAX_STEPS} (default: the protocol's)")
     run.add_argument("--batch-size", action=_Number, kind=int, low=1, high=MAX_BATCH_SIZE, default=None, metavar="N",

@@ -26,6 +26,8 @@ from typing import Callable, Optional
 import pandas as pd
 
 from .. import outdirs
+from ..config import format_seeds
+from ..errors import UsageError
 from ..files import folder_atomic, write_text_atomic
 from ..grids import Grid, comparisons
 from ..metrics import PUBLISHED_FLOOR, perfect_generator_floor
@@ -40,8 +42,8 @@ METRIC_TITLES = {"ks": "KS statistic (lower is better)", "w1": "Wasserstein-1 (l
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
 
 
-class IncompleteRunsError(RuntimeError):
-    """Some runs of the grid are not stored (the sweep has not finished)."""
+class IncompleteRunsError(UsageError):
+    """Some runs of the grid are not stored or not trusted (exit 2; the message names the fix)."""
 
 
 @dataclass
@@ -73,7 +75,8 @@ def load_grid(grid: Grid, root, say: Optional[Callable[[str], None]] = None) -> 
         have = {r.seed for r in runs}
         lacking = [s for s in grid.seeds if s not in have]
         if lacking:
-            missing.append(f"{cell.variants[0]} [{cell.framework}]: {len(lacking)} of {len(grid.seeds)}")
+            missing.append(f"{cell.variants[0]} [{cell.framework}]: {len(lacking)} of its {len(grid.seeds)} seeds "
+                           f"not stored (seeds {format_seeds(tuple(lacking))})")
         for variant in cell.variants:
             cells[(variant, cell.framework)] = runs
             slugs[variant] = cell.slug
