@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")  # as ganrepro.impls.torch_twin sets it
 
-import ganrepro  # noqa: E402,F401  (the instruction-set pin, before anything loads NumPy)
+import ganrepro  # noqa: F401  (the instruction-set pin, before anything loads NumPy)
 
 
 def pytest_configure(config):

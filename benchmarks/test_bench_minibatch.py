@@ -1,5 +1,5 @@
-"""The minibatch-discrimination layer across batch sizes (issue 5): framework x formulation x
-batch size x pass x device, pytest-benchmark. Each case is ``ganrepro.bench.make_case``, the same
+"""The minibatch-discrimination layer across batch sizes: framework x formulation x
+batch size x pass x device, pytest-benchmark. Each case is ``ganrepro.bench.cases.make_case``, the same
 code ``ganrepro bench`` times for the tables in ``reports/benchmarks/``; ``extra_info`` records
 the batch size, formulation, pass, device, ATen's CPU capability, Inductor's vector width and
 the peak memory of one call (here measured inside the pytest process: on CPU the growth of the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from ganrepro import bench
+from ganrepro.bench import cases as bench
 from ganrepro.impls import available
 
 BATCH_SIZES = [*bench.DEFAULT_BATCH_SIZES, bench.LARGE_BATCH]

@@ -1,4 +1,4 @@
-"""Cost of each technique switch in the stacked benchmark (issue 3, item 5): a stack of 128
+"""Cost of each technique switch in the stacked benchmark: a stack of 128
 seeds, protocol 2017, 1000 steps, per framework. Target: each within 1.5x of the plain
 protocol's per-seed-step cost (``test_stack_of_128_protocol_2017[*-vanilla]``)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from ganrepro.config import make_config
 
-from test_bench_training import FRAMEWORK_PARAMS, run_benchmark
+from bench_helpers import FRAMEWORK_PARAMS, run_benchmark
 
 TECHNIQUES = {
     "plain": {},

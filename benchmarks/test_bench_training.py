@@ -1,7 +1,7 @@
 """Training throughput: one training step, one seed (a whole run) and a stack of seeds, per
-protocol and framework (the training group of issue 5; the layer group is test_bench_minibatch.py).
+protocol and framework (the training group; the layer group is test_bench_minibatch.py).
 
-Targets (issue 2, item 9; one core): the TF1 reference needs 6-8 s per 5000-step protocol-2017
+Targets (one core): the TF1 reference needs 6-8 s per 5000-step protocol-2017
 run, its PyTorch port about 22 s. A single TF run must be at least 20x faster (<= 0.3 s), a
 single PyTorch run at least 2x faster (<= 11 s), and a stack of S = 128 at or under 25 us per
 seed-step in both frameworks. ``extra_info`` records the per-step and per-seed-step costs.
@@ -9,37 +9,14 @@ Compilation (XLA) happens in the warm-up round and is timed separately in ``extr
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from ganrepro.config import make_config
-from ganrepro.impls import FRAMEWORKS, available, get_backend
+from ganrepro.impls import get_backend
 from ganrepro.streams import training_chunks
-from ganrepro.training import train
 from ganrepro.weights import initial_weights
 
-FRAMEWORK_PARAMS = [pytest.param(f, marks=pytest.mark.skipif(not available(f), reason=f"{f} not installed"))
-                    for f in FRAMEWORKS]
-
-
-def run_benchmark(benchmark, config, framework, rounds):
-    t0 = time.perf_counter()
-    train(config, framework)  # warm-up: imports, XLA compilation, allocator
-    warmup = time.perf_counter() - t0
-    timings = []
-
-    def one_run():
-        out = train(config, framework)
-        timings.append(out.timings["train_s"])
-
-    benchmark.pedantic(one_run, rounds=rounds, iterations=1)
-    seeds, steps = len(config.seeds), config.iterations
-    best = min(timings)
-    benchmark.extra_info.update(
-        framework=framework, config=config.identity, stack_size=seeds, iterations=steps,
-        warmup_s=round(warmup, 4), best_train_s=best,
-        us_per_step=best / steps * 1e6, us_per_seed_step=best / steps / seeds * 1e6)
+from bench_helpers import FRAMEWORK_PARAMS, run_benchmark
 
 
 @pytest.mark.benchmark(group="training step")

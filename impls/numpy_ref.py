@@ -1,4 +1,5 @@
-"""The float64 NumPy reference: every layer, loss and update of PROTOCOLS.md, written out plainly.
+"""The float64 NumPy reference: every layer, loss and update of the spec, written out plainly
+(docs/networks.md, docs/losses.md, docs/updates.md).
 
 This is the first rung of the agreement ladder: both twins are checked against these functions
 (and their gradients against finite differences of these functions). It favours transparency
@@ -100,7 +101,7 @@ def log(t, config: ExperimentConfig):
 
 def feature_matching(f_real, f_fake, config):
     """paired_l2: sqrt(sum_i sum_k (f(x_i)_k - f(G(z_i))_k)^2); paired_sq: its square;
-    mean_sq: sum_k (mean_i f(x_i)_k - mean_i f(G(z_i))_k)^2 (PROTOCOLS.md section 8)."""
+    mean_sq: sum_k (mean_i f(x_i)_k - mean_i f(G(z_i))_k)^2 (docs/techniques.md#feature-matching)."""
     if config.feature_matching == "mean_sq":
         return np.sum((f_real.mean(axis=1) - f_fake.mean(axis=1)) ** 2, axis=-1)
     paired_sq = np.sum((f_real - f_fake) ** 2, axis=(1, 2))

@@ -1,4 +1,4 @@
-"""The TensorFlow twin: PROTOCOLS.md sections 2-6 for a stack of S seeds, the loop compiled by XLA.
+"""The TensorFlow twin: docs/networks.md, losses.md and updates.md for a stack of S seeds, the loop compiled by XLA.
 
 Diff this file against ``torch_twin.py``: the two define the same functions in the same order and
 differ only in framework idioms. Every tensor carries a leading seed axis S; batches are (S, B).
@@ -13,15 +13,16 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders float sums; keep results bitwise stable
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from ganrepro.config import LOG_CLIP, ExperimentConfig  # noqa: E402
-from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS  # noqa: E402
-from ganrepro.streams import Chunk, Pretraining, pad_to_batches  # noqa: E402
-from ganrepro.weights import discriminator_shapes, generator_shapes  # noqa: E402
+from ganrepro.config import LOG_CLIP, ExperimentConfig
+from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
+from ganrepro.streams import Chunk, Pretraining, noise_routing, pad_to_batches, with_noise
+from ganrepro.weights import discriminator_shapes, generator_shapes
 
-from .tf_minibatch import kernel_sums  # noqa: E402
+from .interface import CURVES, in_curve_order
+from .tf_minibatch import kernel_sums
 
 NAME = "tf"
 
@@ -41,14 +42,17 @@ configure()
 
 
 def versions() -> dict:
+    """{library: version} of the framework and NumPy, for the records."""
     return {"tensorflow": tf.__version__, "numpy": np.__version__}
 
 
 def to_tensors(arrays: dict) -> dict:
+    """{name: NumPy array} -> {name: tensor}, same dtype and values."""
     return {k: tf.constant(v) for k, v in arrays.items()}
 
 
 def to_numpy(tensors: dict) -> dict:
+    """{name: tensor} -> {name: NumPy array} (copies)."""
     return {k: np.array(v) for k, v in tensors.items()}
 
 
@@ -70,6 +74,7 @@ def softplus(x):
 
 
 def activation(config: ExperimentConfig):
+    """D's hidden activation: tanh (protocol 2016) or relu (protocol 2017)."""
     return tf.tanh if config.activation == "tanh" else tf.nn.relu
 
 
@@ -92,7 +97,7 @@ def minibatch_features(f, w, b, config: ExperimentConfig, formulation: str = "pr
 
 
 def discriminator(p: dict, x, config: ExperimentConfig):
-    """D(x) -> (probability (S, B), last hidden layer f (S, B, F)); PROTOCOLS.md section 2."""
+    """D(x) -> (probability (S, B), last hidden layer f (S, B, F)); docs/networks.md#discriminator."""
     act = activation(config)
     h = act(linear(tf.expand_dims(x, -1), p["d0.w"], p["d0.b"]))
     h = act(linear(h, p["d1.w"], p["d1.b"]))
@@ -147,7 +152,7 @@ def g_loss(d_fake, f_real, f_fake, config):
 
 def historical_penalty(theta, past_sum, t, config):
     """Per seed: lambda * ||theta - past_sum / t||^2, the mean over the player's t past values
-    theta_0 .. theta_{t-1}; zero at t = 0 (no past yet)."""
+    theta_0 .. theta_{t-1}; zero at t = 0 (no past yet). t: a tensor (the step loop is compiled)."""
     t = tf.cast(t, theta.dtype)
     diff = theta - past_sum / tf.maximum(t, 1)
     penalty = config.historical_averaging * tf.reduce_sum(diff * diff, -1)
@@ -168,7 +173,7 @@ def flatten(params: dict):
 def unflatten(flat, shapes) -> dict:
     """Views of flat (S, P) as named parameters; ``shapes`` as from ``ganrepro.weights``."""
     pieces = tf.split(flat, [math.prod(shape) for _, shape, _ in shapes], axis=1)
-    return {name: tf.reshape(piece, [-1, *shape]) for (name, shape, _), piece in zip(shapes, pieces)}
+    return {name: tf.reshape(piece, [-1, *shape]) for (name, shape, _), piece in zip(shapes, pieces, strict=True)}
 
 
 # ---- optimizers (on a player's flat parameter tensor) ---------------------------------------
@@ -187,6 +192,7 @@ def adam_update(theta, grad, slots, lr):
 
 
 def apply_update(config, theta, grad, slots, lr):
+    """(theta, slots) after one update of the protocol's optimizer (Adam or gradient descent)."""
     if config.optimizer == "adam_tf1":
         return adam_update(theta, grad, slots, lr)
     return gd_update(theta, grad, lr), slots
@@ -205,18 +211,15 @@ def l2_norm(t):
 
 # ---- training -------------------------------------------------------------------------------
 def d_step(config, g_flat, d_flat, d_slots, d_past, x, z, noise_real, noise_fake, lr, t):
-    """D's update: L_D at (x, G(z)), instance noise where configured, plus the historical penalty.
-    Returns new D weights and slots, loss/D, loss/real, loss/fake."""
-    if config.instance_noise and config.noise_target == "z":
-        fake = generator(unflatten(g_flat, generator_shapes(config)), z + noise_fake)
-    else:
-        fake = generator(unflatten(g_flat, generator_shapes(config)), z)
-        fake = fake + noise_fake if config.instance_noise else fake
-    fake = tf.stop_gradient(fake)
+    """D's update: L_D at (x, G(z)) plus the historical penalty, instance noise as ``noise_routing``
+    puts it. Returns new D weights and slots, and the curves {loss/D, loss/real, loss/fake}."""
+    route = noise_routing(config)
+    fake = generator(unflatten(g_flat, generator_shapes(config)), with_noise(z, noise_fake, route.z_d))
+    fake = tf.stop_gradient(with_noise(fake, noise_fake, route.fake_d))
     with tf.GradientTape() as tape:
         tape.watch(d_flat)
         d_params = unflatten(d_flat, discriminator_shapes(config))
-        d_real, _ = discriminator(d_params, x + noise_real if config.instance_noise else x, config)
+        d_real, _ = discriminator(d_params, with_noise(x, noise_real, route.x_d), config)
         d_fake, _ = discriminator(d_params, fake, config)
         loss = d_loss(d_real, d_fake, config)
         if config.historical_averaging:
@@ -226,33 +229,35 @@ def d_step(config, g_flat, d_flat, d_slots, d_past, x, z, noise_real, noise_fake
     new_flat, new_slots = apply_update(config, d_flat, grad, d_slots, lr)
     loss_real = tf.reduce_mean(-log(d_real, config), -1)
     loss_fake = tf.reduce_mean(-log(1 - d_fake, config), -1)
-    return new_flat, new_slots, loss, loss_real, loss_fake
+    return new_flat, new_slots, {"loss/D": loss, "loss/real": loss_real, "loss/fake": loss_fake}
 
 
-def g_step(config, g_flat, g_slots, g_past, d_flat, x, z, noise_fake, lr, t):
-    """G's update: L_G at G(z) (x: the real batch D sees, for feature matching), plus the
-    historical penalty. Returns new G weights and slots, loss/G, norms/G, norms/D."""
+def g_step(config, g_flat, g_slots, g_past, d_flat, x, z, noise_real, noise_fake, lr, t):
+    """G's update: L_G at G(z) (x: the real batch, for feature matching) plus the historical
+    penalty, instance noise as ``noise_routing`` puts it. Returns new G weights and slots, and the
+    curves {loss/G, norms/G, norms/D}."""
+    route = noise_routing(config)
     d_params = unflatten(d_flat, discriminator_shapes(config))
     f_real = None
     if config.feature_matching != "none":
-        f_real = tf.stop_gradient(discriminator(d_params, x, config)[1])
+        f_real = tf.stop_gradient(discriminator(d_params, with_noise(x, noise_real, route.x_g), config)[1])
     with tf.GradientTape() as tape:
         tape.watch(g_flat)
         fake = generator(unflatten(g_flat, generator_shapes(config)), z)
-        d_fake, f_fake = discriminator(d_params, fake + noise_fake if config.instance_noise else fake, config)
+        d_fake, f_fake = discriminator(d_params, with_noise(fake, noise_fake, route.fake_g), config)
         loss = g_loss(d_fake, f_real, f_fake, config)
         if config.historical_averaging:
             loss = loss + historical_penalty(g_flat, g_past, t, config)
         total = tf.reduce_sum(loss)
     grad, grad_fake = tape.gradient(total, [g_flat, fake])
     new_flat, new_slots = apply_update(config, g_flat, grad, g_slots, lr)
-    return new_flat, new_slots, loss, l2_norm(grad), l2_norm(grad_fake)
+    return new_flat, new_slots, {"loss/G": loss, "norms/G": l2_norm(grad), "norms/D": l2_norm(grad_fake)}
 
 
 _COMPILED: dict = {}
 
 
-def compiled(kind: str, config: ExperimentConfig, build):
+def _compiled(kind: str, config: ExperimentConfig, build):
     """One XLA-compiled function per (kind, config without seeds); XLA caches per input shape."""
     key = (kind, config.with_seeds((0,)))
     if key not in _COMPILED:
@@ -260,7 +265,8 @@ def compiled(kind: str, config: ExperimentConfig, build):
     return _COMPILED[key]
 
 
-def build_pretrain_loop(config):
+def _build_pretrain_loop(config):
+    """``pretrain``'s P steps as one ``tf.while_loop``."""
     shapes = discriminator_shapes(config)
 
     def loop(flat, inputs, labels, lrs):
@@ -278,48 +284,49 @@ def build_pretrain_loop(config):
 
 def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> dict:
     """Protocol 2016: P steps of gradient descent on mean((D_pre(d) - pdf(d))^2)."""
-    loop = compiled("pretrain", config, build_pretrain_loop)
+    loop = _compiled("pretrain", config, _build_pretrain_loop)
     flat = loop(flatten(to_tensors(d_weights)), tf.constant(data.inputs), tf.constant(data.labels),
                 tf.constant(data.lr))
     return to_numpy(unflatten(flat, discriminator_shapes(config)))
 
 
 def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> dict:
+    """The training state: flat weights, optimizer slots and sums of past weights of G and D."""
     g, d = flatten(to_tensors(g_weights)), flatten(to_tensors(d_weights))
     return {"G": g, "D": d, "G_slots": zero_slots(config, g), "D_slots": zero_slots(config, d),
             "G_past": tf.zeros_like(g), "D_past": tf.zeros_like(d)}
 
 
-def build_train_loop(config):
+def _build_train_loop(config):
+    """``train_chunk``'s steps as one ``tf.while_loop``: d_step, then g_step, one curve row per step."""
     def loop(state, x, z_d, z_g, n_real, n_fake_d, n_fake_g, lr_d, lr_g, start, n_valid):
         def body(i, state, curves):
             g, d, g_slots, d_slots = state["G"], state["D"], state["G_slots"], state["D_slots"]
             g_past, d_past = state["G_past"], state["D_past"]
             t = start + i
             x_i, n_real_i = tf.gather(x, i), tf.gather(n_real, i)
-            d_new, d_slots, loss_d, loss_real, loss_fake = d_step(
+            d_new, d_slots, d_curves = d_step(
                 config, g, d, d_slots, d_past, x_i, tf.gather(z_d, i), n_real_i, tf.gather(n_fake_d, i),
                 tf.gather(lr_d, i), t)
-            real_seen = x_i + n_real_i if config.instance_noise and config.noise_target == "d_inputs" else x_i
-            g_new, g_slots, loss_g, norms_g, norms_d = g_step(
-                config, g, g_slots, g_past, d_new, real_seen, tf.gather(z_g, i), tf.gather(n_fake_g, i),
+            g_new, g_slots, g_curves = g_step(
+                config, g, g_slots, g_past, d_new, x_i, tf.gather(z_g, i), n_real_i, tf.gather(n_fake_g, i),
                 tf.gather(lr_g, i), t)
             if config.historical_averaging:
                 d_past, g_past = d_past + d, g_past + g
-            row = tf.stack([loss_d, loss_g, loss_real, loss_fake, norms_g, norms_d], axis=-1)
+            row = tf.stack(in_curve_order(d_curves, g_curves), axis=-1)
             curves = tf.tensor_scatter_nd_update(curves, [[i]], row[None])
             state = {"G": g_new, "D": d_new, "G_slots": g_slots, "D_slots": d_slots, "G_past": g_past, "D_past": d_past}
             return i + 1, state, curves
 
-        curves = tf.zeros([tf.shape(x)[0], tf.shape(x)[1], 6], dtype=x.dtype)
+        curves = tf.zeros([tf.shape(x)[0], tf.shape(x)[1], len(CURVES)], dtype=x.dtype)
         _, state, curves = tf.while_loop(lambda i, *_: i < n_valid, body, (tf.constant(0), state, curves))
         return state, curves
     return loop
 
 
 def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
-    """Run the chunk's valid steps; curves (L, S, 6) in the order of ``interface.CURVES``."""
-    loop = compiled("train", config, build_train_loop)
+    """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``interface.CURVES``."""
+    loop = _compiled("train", config, _build_train_loop)
     arrays = (chunk.x, chunk.z_d, chunk.z_g, chunk.noise_real, chunk.noise_fake_d, chunk.noise_fake_g,
               chunk.lr_d, chunk.lr_g)
     state, curves = loop(state, *(tf.constant(a) for a in arrays), tf.constant(chunk.start),
@@ -328,12 +335,14 @@ def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
 
 
 def state_weights(config: ExperimentConfig, state: dict) -> dict:
+    """{"G": g_weights, "D": d_weights} of a state, as NumPy arrays."""
     return {"G": to_numpy(unflatten(state["G"], generator_shapes(config))),
             "D": to_numpy(unflatten(state["D"], discriminator_shapes(config)))}
 
 
 # ---- evaluation and the agreement ladder ----------------------------------------------------
 def generate(config: ExperimentConfig, g_weights: dict, z: np.ndarray) -> np.ndarray:
+    """G(z) for z (S, N)."""
     return generator(to_tensors(g_weights), tf.constant(z)).numpy()
 
 
@@ -366,8 +375,8 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
         "loss_fake": tf.reduce_mean(-log(1 - d_fake, config), -1),
         "grad_g_out": grad_g_out,
     }
-    out.update({f"grad_d/{k}": v for k, v in zip(d, grads_d)})
-    out.update({f"grad_g/{k}": v for k, v in zip(g, grads_g)})
+    out.update({f"grad_d/{k}": v for k, v in zip(d, grads_d, strict=True)})
+    out.update({f"grad_g/{k}": v for k, v in zip(g, grads_g, strict=True)})
     return to_numpy(out)
 
 

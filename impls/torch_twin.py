@@ -1,4 +1,4 @@
-"""The PyTorch twin: PROTOCOLS.md sections 2-6 for a stack of S seeds, in eager PyTorch.
+"""The PyTorch twin: docs/networks.md, losses.md and updates.md for a stack of S seeds, in eager PyTorch.
 
 Diff this file against ``tf_twin.py``: the two define the same functions in the same order and
 differ only in framework idioms. Every tensor carries a leading seed axis S; batches are (S, B).
@@ -12,15 +12,16 @@ import warnings
 os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")  # one rounding path per element: see configure()
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, required on CUDA by configure()
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from ganrepro.config import LOG_CLIP, ExperimentConfig  # noqa: E402
-from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS  # noqa: E402
-from ganrepro.streams import Chunk, Pretraining, pad_to_batches  # noqa: E402
-from ganrepro.weights import discriminator_shapes, generator_shapes  # noqa: E402
+from ganrepro.config import LOG_CLIP, ExperimentConfig
+from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
+from ganrepro.streams import Chunk, Pretraining, noise_routing, pad_to_batches, with_noise
+from ganrepro.weights import discriminator_shapes, generator_shapes
 
-from .torch_minibatch import kernel_sums  # noqa: E402
+from .interface import CURVES, in_curve_order
+from .torch_minibatch import kernel_sums
 
 NAME = "torch"
 
@@ -33,8 +34,9 @@ def configure() -> None:
     on where it sits in the stack. ``ATEN_CPU_CAPABILITY=default`` (set before torch is imported,
     see the top of this module) makes every element take the same path. It costs speed where
     tensors are large (a stack of 128 seeds: 24 instead of 20 us per seed-step, 64 instead of 39
-    with minibatch discrimination) and nothing for a single seed. If torch was imported earlier with SIMD kernels, results stay deterministic but
-    a seed alone and the same seed in a stack may differ in the last bits: we warn.
+    with minibatch discrimination) and nothing for a single seed. If torch was imported earlier
+    with SIMD kernels, results stay deterministic but a seed alone and the same seed in a stack
+    may differ in the last bits: we warn.
     """
     if torch.backends.cpu.get_cpu_capability() != "DEFAULT":
         warnings.warn("torch was imported before ganrepro set ATEN_CPU_CAPABILITY=default: runs are "
@@ -49,14 +51,17 @@ configure()
 
 
 def versions() -> dict:
+    """{library: version} of the framework and NumPy, for the records."""
     return {"torch": torch.__version__, "numpy": np.__version__}
 
 
 def to_tensors(arrays: dict) -> dict:
+    """{name: NumPy array} -> {name: tensor}, same dtype and values."""
     return {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
 
 
 def to_numpy(tensors: dict) -> dict:
+    """{name: tensor} -> {name: NumPy array} (copies)."""
     return {k: v.detach().numpy().copy() for k, v in tensors.items()}
 
 
@@ -79,6 +84,7 @@ def softplus(x):
 
 
 def activation(config: ExperimentConfig):
+    """D's hidden activation: tanh (protocol 2016) or relu (protocol 2017)."""
     return torch.tanh if config.activation == "tanh" else torch.relu
 
 
@@ -100,7 +106,7 @@ def minibatch_features(f, w, b, config: ExperimentConfig, formulation: str = "pr
 
 
 def discriminator(p: dict, x, config: ExperimentConfig):
-    """D(x) -> (probability (S, B), last hidden layer f (S, B, F)); PROTOCOLS.md section 2."""
+    """D(x) -> (probability (S, B), last hidden layer f (S, B, F)); docs/networks.md#discriminator."""
     act = activation(config)
     h = act(linear(x.unsqueeze(-1), p["d0.w"], p["d0.b"]))
     h = act(linear(h, p["d1.w"], p["d1.b"]))
@@ -153,9 +159,9 @@ def g_loss(d_fake, f_real, f_fake, config):
     return loss
 
 
-def historical_penalty(theta, past_sum, t: int, config):
+def historical_penalty(theta, past_sum, t, config):
     """Per seed: lambda * ||theta - past_sum / t||^2, the mean over the player's t past values
-    theta_0 .. theta_{t-1}; zero at t = 0 (no past yet)."""
+    theta_0 .. theta_{t-1}; zero at t = 0 (no past yet). t: a Python int (the step loop is Python's)."""
     if t == 0:
         return torch.zeros(theta.shape[0], dtype=theta.dtype)
     diff = theta - past_sum / t
@@ -176,7 +182,7 @@ def flatten(params: dict):
 def unflatten(flat, shapes) -> dict:
     """Views of flat (S, P) as named parameters; ``shapes`` as from ``ganrepro.weights``."""
     pieces = torch.split(flat, [math.prod(shape) for _, shape, _ in shapes], dim=1)
-    return {name: piece.reshape(-1, *shape) for (name, shape, _), piece in zip(shapes, pieces)}
+    return {name: piece.reshape(-1, *shape) for (name, shape, _), piece in zip(shapes, pieces, strict=True)}
 
 
 # ---- optimizers (on a player's flat parameter tensor) ---------------------------------------
@@ -195,6 +201,7 @@ def adam_update(theta, grad, slots, lr):
 
 
 def apply_update(config, theta, grad, slots, lr):
+    """(theta, slots) after one update of the protocol's optimizer (Adam or gradient descent)."""
     if config.optimizer == "adam_tf1":
         return adam_update(theta, grad, slots, lr)
     return gd_update(theta, grad, lr), slots
@@ -213,17 +220,15 @@ def l2_norm(t):
 
 # ---- training -------------------------------------------------------------------------------
 def d_step(config, g_flat, d_flat, d_slots, d_past, x, z, noise_real, noise_fake, lr, t):
-    """D's update: L_D at (x, G(z)), instance noise where configured, plus the historical penalty.
-    Returns new D weights and slots, loss/D, loss/real, loss/fake."""
+    """D's update: L_D at (x, G(z)) plus the historical penalty, instance noise as ``noise_routing``
+    puts it. Returns new D weights and slots, and the curves {loss/D, loss/real, loss/fake}."""
+    route = noise_routing(config)
+    with torch.no_grad():
+        fake = generator(unflatten(g_flat, generator_shapes(config)), with_noise(z, noise_fake, route.z_d))
+        fake = with_noise(fake, noise_fake, route.fake_d)
     d_flat = d_flat.detach().requires_grad_(True)
     d_params = unflatten(d_flat, discriminator_shapes(config))
-    with torch.no_grad():
-        if config.instance_noise and config.noise_target == "z":
-            fake = generator(unflatten(g_flat, generator_shapes(config)), z + noise_fake)
-        else:
-            fake = generator(unflatten(g_flat, generator_shapes(config)), z)
-            fake = fake + noise_fake if config.instance_noise else fake
-    d_real, _ = discriminator(d_params, x + noise_real if config.instance_noise else x, config)
+    d_real, _ = discriminator(d_params, with_noise(x, noise_real, route.x_d), config)
     d_fake, _ = discriminator(d_params, fake, config)
     loss = d_loss(d_real, d_fake, config)
     if config.historical_averaging:
@@ -233,27 +238,29 @@ def d_step(config, g_flat, d_flat, d_slots, d_past, x, z, noise_real, noise_fake
         new_flat, new_slots = apply_update(config, d_flat, grad, d_slots, lr)
         loss_real = (-log(d_real, config)).mean(-1)
         loss_fake = (-log(1 - d_fake, config)).mean(-1)
-    return new_flat, new_slots, loss.detach(), loss_real, loss_fake
+    return new_flat, new_slots, {"loss/D": loss.detach(), "loss/real": loss_real, "loss/fake": loss_fake}
 
 
-def g_step(config, g_flat, g_slots, g_past, d_flat, x, z, noise_fake, lr, t):
-    """G's update: L_G at G(z) (x: the real batch D sees, for feature matching), plus the
-    historical penalty. Returns new G weights and slots, loss/G, norms/G, norms/D."""
-    g_flat = g_flat.detach().requires_grad_(True)
+def g_step(config, g_flat, g_slots, g_past, d_flat, x, z, noise_real, noise_fake, lr, t):
+    """G's update: L_G at G(z) (x: the real batch, for feature matching) plus the historical
+    penalty, instance noise as ``noise_routing`` puts it. Returns new G weights and slots, and the
+    curves {loss/G, norms/G, norms/D}."""
+    route = noise_routing(config)
     d_params = unflatten(d_flat, discriminator_shapes(config))
-    fake = generator(unflatten(g_flat, generator_shapes(config)), z)
-    d_fake, f_fake = discriminator(d_params, fake + noise_fake if config.instance_noise else fake, config)
     f_real = None
     if config.feature_matching != "none":
         with torch.no_grad():
-            f_real = discriminator(d_params, x, config)[1]
+            f_real = discriminator(d_params, with_noise(x, noise_real, route.x_g), config)[1]
+    g_flat = g_flat.detach().requires_grad_(True)
+    fake = generator(unflatten(g_flat, generator_shapes(config)), z)
+    d_fake, f_fake = discriminator(d_params, with_noise(fake, noise_fake, route.fake_g), config)
     loss = g_loss(d_fake, f_real, f_fake, config)
     if config.historical_averaging:
         loss = loss + historical_penalty(g_flat, g_past, t, config)
     grad, grad_fake = torch.autograd.grad(loss.sum(), [g_flat, fake])
     with torch.no_grad():
         new_flat, new_slots = apply_update(config, g_flat, grad, g_slots, lr)
-    return new_flat, new_slots, loss.detach(), l2_norm(grad), l2_norm(grad_fake)
+    return new_flat, new_slots, {"loss/G": loss.detach(), "norms/G": l2_norm(grad), "norms/D": l2_norm(grad_fake)}
 
 
 def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> dict:
@@ -271,41 +278,43 @@ def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> di
 
 
 def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> dict:
+    """The training state: flat weights, optimizer slots and sums of past weights of G and D."""
     g, d = flatten(to_tensors(g_weights)), flatten(to_tensors(d_weights))
     return {"G": g, "D": d, "G_slots": zero_slots(config, g), "D_slots": zero_slots(config, d),
             "G_past": torch.zeros_like(g), "D_past": torch.zeros_like(d)}
 
 
 def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
-    """Run the chunk's valid steps; curves (L, S, 6) in the order of ``interface.CURVES``."""
+    """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``interface.CURVES``."""
     x, z_d, z_g, n_real, n_fake_d, n_fake_g = (torch.from_numpy(a) for a in (
         chunk.x, chunk.z_d, chunk.z_g, chunk.noise_real, chunk.noise_fake_d, chunk.noise_fake_g))
     lr_d, lr_g = chunk.lr_d.tolist(), chunk.lr_g.tolist()
     g, d, g_slots, d_slots = state["G"], state["D"], state["G_slots"], state["D_slots"]
     g_past, d_past = state["G_past"], state["D_past"]
-    curves = torch.zeros(x.shape[0], x.shape[1], 6, dtype=x.dtype)
+    curves = torch.zeros(x.shape[0], x.shape[1], len(CURVES), dtype=x.dtype)
     for i in range(chunk.n_valid):
         t = chunk.start + i
-        d_new, d_slots, loss_d, loss_real, loss_fake = d_step(
+        d_new, d_slots, d_curves = d_step(
             config, g, d, d_slots, d_past, x[i], z_d[i], n_real[i], n_fake_d[i], lr_d[i], t)
-        real_seen = x[i] + n_real[i] if config.instance_noise and config.noise_target == "d_inputs" else x[i]
-        g_new, g_slots, loss_g, norms_g, norms_d = g_step(
-            config, g, g_slots, g_past, d_new, real_seen, z_g[i], n_fake_g[i], lr_g[i], t)
+        g_new, g_slots, g_curves = g_step(
+            config, g, g_slots, g_past, d_new, x[i], z_g[i], n_real[i], n_fake_g[i], lr_g[i], t)
         if config.historical_averaging:
             d_past, g_past = d_past + d, g_past + g
         g, d = g_new, d_new
-        curves[i] = torch.stack([loss_d, loss_g, loss_real, loss_fake, norms_g, norms_d], dim=-1)
-    return {"G": g, "D": d, "G_slots": g_slots, "D_slots": d_slots, "G_past": g_past, "D_past": d_past}, \
-        curves.numpy()
+        curves[i] = torch.stack(in_curve_order(d_curves, g_curves), dim=-1)
+    state = {"G": g, "D": d, "G_slots": g_slots, "D_slots": d_slots, "G_past": g_past, "D_past": d_past}
+    return state, curves.numpy()
 
 
 def state_weights(config: ExperimentConfig, state: dict) -> dict:
+    """{"G": g_weights, "D": d_weights} of a state, as NumPy arrays."""
     return {"G": to_numpy(unflatten(state["G"], generator_shapes(config))),
             "D": to_numpy(unflatten(state["D"], discriminator_shapes(config)))}
 
 
 # ---- evaluation and the agreement ladder ----------------------------------------------------
 def generate(config: ExperimentConfig, g_weights: dict, z: np.ndarray) -> np.ndarray:
+    """G(z) for z (S, N)."""
     with torch.no_grad():
         return generator(to_tensors(g_weights), torch.from_numpy(z)).numpy()
 
@@ -335,11 +344,12 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
     out = {
         "g_out": g_out, "d_real": d_real, "d_fake": d_fake, "f_real": f_real, "f_fake": f_fake,
         "loss_d": loss_d, "loss_g": loss_g,
-        "loss_real": (-log(d_real, config)).mean(-1), "loss_fake": (-log(1 - d_fake, config)).mean(-1),
+        "loss_real": (-log(d_real, config)).mean(-1),
+        "loss_fake": (-log(1 - d_fake, config)).mean(-1),
         "grad_g_out": grad_g_out,
     }
-    out.update({f"grad_d/{k}": v for k, v in zip(d, grads_d)})
-    out.update({f"grad_g/{k}": v for k, v in zip(g, grads_g)})
+    out.update({f"grad_d/{k}": v for k, v in zip(d, grads_d, strict=True)})
+    out.update({f"grad_g/{k}": v for k, v in zip(g, grads_g, strict=True)})
     return to_numpy(out)
 
 

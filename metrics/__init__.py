@@ -1,6 +1,6 @@
 """ganrepro.metrics: scores of generated 1D samples against the exact target N(mu=4, sigma=0.5).
 
-Framework-free (NumPy and SciPy only), as PROTOCOLS.md section 9 requires: both framework
+Framework-free (NumPy and SciPy only), as docs/metrics.md#what-is-scored requires: both framework
 implementations hand their generated samples, as NumPy arrays, to these functions.
 
 - :mod:`.target`   the target's constants (MU, SIGMA, TARGET_ENTROPY) and CDF/pdf/quantile helpers
@@ -38,7 +38,6 @@ from .target import (
 __all__ = [
     "COLLAPSE_STD_RATIO",
     "DEFAULT_BANDWIDTHS",
-    "KDEResult",
     "METRIC_KEYS",
     "MU",
     "PUBLISHED_FLOOR",
@@ -48,6 +47,7 @@ __all__ = [
     "STATUS_DIVERGED",
     "STATUS_OK",
     "TARGET_ENTROPY",
+    "KDEResult",
     "evaluate",
     "kde_log_likelihood",
     "ks_statistic",

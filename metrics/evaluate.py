@@ -61,7 +61,7 @@ def evaluate(
     test = rng.normal(mu, sigma, size=n_test)
     status = run_status(x, sigma=sigma)
     if status == STATUS_DIVERGED:
-        result = {key: math.nan for key in METRIC_KEYS}
+        result: dict[str, float | str] = {key: math.nan for key in METRIC_KEYS}
         result["status"] = status
         return result
     kde = kde_log_likelihood(x, test, validation, bandwidths=DEFAULT_BANDWIDTHS)

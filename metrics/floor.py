@@ -22,7 +22,7 @@ from .evaluate import evaluate
 from .target import MU, SIGMA
 
 PUBLISHED_FLOOR = {"ks": 0.0091, "w1": 0.0067, "kde_ll": -0.728}
-"""The floor stated in PROTOCOLS.md section 9 ("Perfect-generator floor (10,000 samples from the
+"""The floor stated in docs/metrics.md#floor ("Perfect-generator floor (10,000 samples from the
 target itself, median over seeds): KS 0.0091, W1 to the exact target 0.0067, KDE test
 log-likelihood -0.728 nats")."""
 

@@ -235,7 +235,7 @@ def _moment_log_sums(s: np.ndarray, t: np.ndarray, coef: float, groups: _Groups)
     """
     out = np.empty(t.size)
     for a, b, lo, hi, terms in zip(groups.start.tolist(), groups.end.tolist(), groups.lo.tolist(),
-                                   groups.hi.tolist(), groups.terms.tolist()):
+                                   groups.hi.tolist(), groups.terms.tolist(), strict=True):
         centre = 0.5 * (t[a] + t[b - 1])
         d = s[lo:hi] - centre
         d2 = d * d
@@ -352,12 +352,13 @@ def _direct_log_sums(
         np.subtract(tc, s[lo0:hi0], out=q)
         np.multiply(q, q, out=q)
         np.subtract(q, dc2, out=q)  # Q = (t - s)^2 - d_min^2 >= 0 (up to rounding)
-        prev = None
+        prev: np.ndarray | None = None
         prev_lo = lo0
         for k in range(n_h):
             klo, khi = int(lo[k, ci]), int(hi[k, ci])
             e = e_bufs[k % 2][: (b - a) * (khi - klo)].reshape(b - a, khi - klo)
             if square[k]:
+                assert prev is not None  # square[0] is False: the widest bandwidth always calls exp
                 src = prev[:, klo - prev_lo : khi - prev_lo]
                 np.multiply(src, src, out=e)
             else:

@@ -1,6 +1,7 @@
 """The exact target distribution p_data = N(mu, sigma^2) of the 1D toy problem.
 
-PROTOCOLS.md section 1: mu = 4, sigma = 0.5. Every metric in :mod:`ganrepro.metrics` scores
+docs/problem.md#target: mu = 4, sigma = 0.5, defined here once (``ganrepro.sampling`` draws
+the real batches from these same constants). Every metric in :mod:`ganrepro.metrics` scores
 generated samples against this distribution itself (its closed-form CDF and density), never
 against a finite sample of it, except where a draw is unavoidable (the KDE test and validation
 sets, see :mod:`.evaluate`).
@@ -64,7 +65,7 @@ def all_finite(x: np.ndarray) -> bool:
 def target_entropy(*, sigma: float = SIGMA) -> float:
     """Differential entropy of N(mu, sigma^2) in nats: H = 0.5 * ln(2 pi e sigma^2).
 
-    For sigma = 0.5 this is 0.7257913526447274, the 0.7258 of PROTOCOLS.md section 1: no model's
+    For sigma = 0.5 this is 0.7257913526447274, the 0.7258 of docs/problem.md#entropy-bound: no model's
     expected test log-likelihood under the target can exceed -H per sample.
     """
     sigma = _check_sigma(sigma)

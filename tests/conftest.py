@@ -10,6 +10,8 @@ import os
 os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")  # as ganrepro.impls.torch_twin sets it
 
 import ganrepro  # noqa: F401  (first: its instruction-set pin must precede NumPy; ganrepro/isa.py)
+
+# isort: split
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""``ganrepro bench`` (issue 5): its usage errors, its tables' arithmetic, and one quick run that
+"""``ganrepro bench``: its usage errors, its tables' arithmetic, and one quick run that
 writes the tables. The timings themselves live in ``benchmarks/`` and ``reports/benchmarks/``."""
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def test_table_ratios():
     assert bench.floor_seconds(64, "forward", 1e11) == pytest.approx(55 * 64 * 64 / 1e11)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_the_tables(tmp_path, capsys):
     """Both frameworks, both formulations, B = 8 (the small-batch paths) and 96 (fused / tiled kernels)."""
     out = tmp_path / "benchmarks"
@@ -89,8 +90,9 @@ def test_a_run_of_one_framework_keeps_the_other_frameworks_rows(tmp_path):
                         _row("tf", "production", 64, 0.05)], out)
     bench.write_tables([_row("tf", "production", 64, 0.04), _row("tf", "reference", 64, 0.4)], out)
     frame = pd.read_csv(out / "minibatch_cpu.csv")
-    assert sorted(zip(frame.framework, frame.formulation, frame.best_s)) == [
-        ("tf", "production", 0.04), ("tf", "reference", 0.4), ("torch", "production", 0.02), ("torch", "reference", 0.8)]
+    assert sorted(zip(frame.framework, frame.formulation, frame.best_s, strict=True)) == [
+        ("tf", "production", 0.04), ("tf", "reference", 0.4),
+        ("torch", "production", 0.02), ("torch", "reference", 0.8)]
     assert frame[frame.framework == "tf"].set_index("formulation").vs_reference["production"] == pytest.approx(0.1)
 
 

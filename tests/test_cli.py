@@ -225,7 +225,7 @@ def test_out_layout_and_determinism(framework, tmp_path, capsys):
         f"{slug}/{framework}/seed-{k}{f}" for k in (0, 1) for f in ["", *("/" + n for n in RUN_FILES)]}
     first = {k: read_run(f) for k, f in folders.items()}
 
-    for k, run in zip((0, 1), doc["runs"]):
+    for k, run in zip((0, 1), doc["runs"], strict=True):
         record = json.loads(first[k]["record.json"])
         metrics = json.loads(first[k]["metrics.json"])
         assert set(record) == {"config", "slug", "framework", "seed", "metrics", "status", "timings",
@@ -291,14 +291,15 @@ def test_variants_lists_every_name_with_its_full_config(capsys):
     for name, block in blocks.items():
         config = variant_config(name)
         assert VARIANTS[name].description in block and VARIANTS[name].source in block
+        assert f"\n    source:   {VARIANTS[name].source}\n" in block and "shared/" not in block  # no path
         assert config.identity in block
         for field in fields:  # every field, with its value
             assert re.search(rf"\b{field}=", block), (name, field)
         assert f"g_loss={config.g_loss}" in block and f"feature_matching={config.feature_matching}" in block
     # A switch that differs from the protocol's defaults is marked; aliases are named.
-    assert "instance_noise=0.001*" in blocks["seed000/mbd+noise+fm"]
-    assert "noise_target=z*" in blocks["seed000/mbd+noise+fm"]
-    assert "same experiment as: blog2017/vanilla, gloss/non_saturating" in blocks["seed000/vanilla"]
+    assert "instance_noise=0.001*" in blocks["post000/mbd+noise+fm"]
+    assert "noise_target=z*" in blocks["post000/mbd+noise+fm"]
+    assert "same experiment as: blog2017/vanilla, gloss/non_saturating" in blocks["post000/vanilla"]
 
 
 def test_variants_json(capsys):
@@ -314,8 +315,8 @@ def test_variants_json(capsys):
         assert config == variant_config(e["name"])
         assert (e["slug"], e["identity"]) == (config.slug, config.identity)
     by_name = {e["name"]: e for e in entries}
-    assert by_name["seed000/mbd+noise+fm"]["config"]["noise_target"] == "z"
-    assert by_name["blog2017/minibatch"]["same_as"] == ["seed000/mbd"]
+    assert by_name["post000/mbd+noise+fm"]["config"]["noise_target"] == "z"
+    assert by_name["blog2017/minibatch"]["same_as"] == ["post000/mbd"]
 
 
 def test_variants_name_shows_just_one(capsys):
@@ -329,20 +330,21 @@ def test_variants_name_shows_just_one(capsys):
     assert entries[0]["config"]["feature_matching"] == "mean_sq"
 
 
-@pytest.mark.parametrize("command", [["variants", "seed000/mdb"], ["variants", "seed000/mdb", "--json"],
-                                     ["run", "--variant", "seed000/mdb"]])
+@pytest.mark.parametrize("command", [["variants", "post000/mdb"], ["variants", "post000/mdb", "--json"],
+                                     ["run", "--variant", "post000/mdb"]])
 def test_unknown_variant_exits_2_with_one_line(command, no_training, capsys):
     rc = main([*command, *(["--out", str(no_training / "out")] if command[0] == "run" else [])])
     captured = capsys.readouterr()
     assert rc == 2 and captured.out == ""
     line = one_error_line(captured.err)
-    assert "unknown variant 'seed000/mdb'" in line and "seed000/mbd" in line
+    assert "unknown variant 'post000/mdb'" in line and "post000/mbd" in line
     assert tree(no_training) == set()
 
 
 # Invalid values and combinations: refused by ExperimentConfig's validation before any training.
 BAD_TECHNIQUES = [
-    (["--feature-matching", "paired_l2", "--fm-weight", "-1"], ["--fm-weight", "feature-matching weight", "> 0", "'-1'"]),
+    (["--feature-matching", "paired_l2", "--fm-weight", "-1"],
+     ["--fm-weight", "feature-matching weight", "> 0", "'-1'"]),
     (["--feature-matching", "mean_sq", "--fm-weight", "0"], ["--fm-weight", "feature-matching weight", "> 0", "'0'"]),
     (["--fm-weight", "heavy"], ["--fm-weight", "'heavy'"]),
     (["--label-smoothing", "0"], ["--label-smoothing", "label smoothing", "(0, 1]", "'0'"]),
@@ -367,12 +369,12 @@ BAD_TECHNIQUES = [
     (["--feature-matching", "l1"], ["--feature-matching", "'l1'", "paired_sq"]),
     (["--historical-averaging", "-1"], ["--historical-averaging", "historical averaging", ">= 0", "'-1'"]),
     # Starting from a variant: the clash is reported with the variant named.
-    (["--variant", "seed000/fm", "--feature-matching", "none"],
-     ["G needs a loss", "--variant seed000/fm"]),
+    (["--variant", "post000/fm", "--feature-matching", "none"],
+     ["G needs a loss", "--variant post000/fm"]),
     (["--variant", "noise/d_inputs-0.1-linear", "--steps", "100"],
      ["annealing over 2500 steps is longer than the run (101 steps)", "--variant noise/d_inputs-0.1-linear"]),
     (["--variant", "smoothing/alpha0.9", "--label-smoothing", "0"], ["label smoothing", "(0, 1]"]),
-    (["--variant", "seed000/mbd", "--batch-size", "1"], ["batch size", ">= 2", "minibatch"]),
+    (["--variant", "post000/mbd", "--batch-size", "1"], ["batch size", ">= 2", "minibatch"]),
 ]
 
 
@@ -414,13 +416,13 @@ def test_a_variant_alone_is_its_config(name):
 
 
 def test_flags_override_a_variant_and_only_the_flags_given():
-    base = "seed000/mbd+noise+fm"
+    base = "post000/mbd+noise+fm"
     assert config_of("--variant", base, "--fm-weight", "0.5") == variant_config(base, fm_weight=0.5)
-    assert config_of("--variant", base, "--no-minibatch") == variant_config("seed000/noise+fm")
+    assert config_of("--variant", base, "--no-minibatch") == variant_config("post000/noise+fm")
     assert config_of("--variant", base, "--g-loss", "non_saturating", "--feature-matching", "none") == \
-        variant_config("seed000/mbd+noise")
+        variant_config("post000/mbd+noise")
     # the variant's noise target z no longer applies without noise: reset to the default, not stored
-    assert config_of("--variant", base, "--instance-noise", "0") == variant_config("seed000/mbd+fm")
+    assert config_of("--variant", base, "--instance-noise", "0") == variant_config("post000/mbd+fm")
     assert config_of("--variant", base, "--noise-target", "d_inputs", "--seeds", "2-3", "--steps", "7",
                      "--dtype", "float64") == \
         variant_config(base, noise_target="d_inputs", seeds=(2, 3), num_steps=7, dtype="float64")
@@ -433,13 +435,13 @@ def test_flags_override_a_variant_and_only_the_flags_given():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_run_seed000_variant_with_every_technique_on(framework, capsys):
-    """A real tiny run of the seed-000 cell with minibatch, noise on z and feature matching."""
-    doc = run_json(capsys, ["--variant", "seed000/mbd+noise+fm", "--steps", "20", "--seeds", "0-1",
+def test_run_post000_variant_with_every_technique_on(framework, capsys):
+    """A real tiny run of post 000's cell with minibatch, noise on z and feature matching."""
+    doc = run_json(capsys, ["--variant", "post000/mbd+noise+fm", "--steps", "20", "--seeds", "0-1",
                             "--framework", framework])
     config = doc["config"]
-    assert config == {**variant_config("seed000/mbd+noise+fm").to_dict(), "num_steps": 20, "seeds": [0, 1]}
-    assert doc["variant"] == "seed000/mbd+noise+fm" and doc["framework"] == framework
+    assert config == {**variant_config("post000/mbd+noise+fm").to_dict(), "num_steps": 20, "seeds": [0, 1]}
+    assert doc["variant"] == "post000/mbd+noise+fm" and doc["framework"] == framework
     assert doc["identity"] == "p2017-mbd-exp0-K5C3-B8-T20-h4-noadv-fm_paired_l2x1-in0.001z-float32@0-1"
     assert [r["seed"] for r in doc["runs"]] == [0, 1]
     assert all(r["status"] in STATUSES and set(r["metrics"]) == METRIC_KEYS for r in doc["runs"])
@@ -448,7 +450,7 @@ def test_run_seed000_variant_with_every_technique_on(framework, capsys):
 
 @pytest.mark.slow
 def test_run_variant_flags_override_in_json_and_table(capsys):
-    doc = run_json(capsys, ["--variant", "seed000/mbd+noise+fm", "--steps", "5", "--fm-weight", "0.5",
+    doc = run_json(capsys, ["--variant", "post000/mbd+noise+fm", "--steps", "5", "--fm-weight", "0.5",
                             "--feature-matching", "mean_sq", "--no-minibatch", "--label-smoothing", "0.9"])
     config = doc["config"]
     assert (config["minibatch"], config["g_loss"], config["feature_matching"], config["fm_weight"],
@@ -490,8 +492,8 @@ BAD_INPUTS = [
     (["run", "--mbd-self-term", "none"], 2, "--mbd-self-term applies only with --minibatch"),
     (["run", "--fm-weight", "2"], 2, "--fm-weight applies only with --feature-matching"),
     (["run", "--noise-target", "z"], 2, "--noise-target applies only with --instance-noise > 0"),
-    (["run", "--variant", "seed000/noise", "--instance-noise", "0", "--noise-target", "z"], 2,
-     "--noise-target applies only with --instance-noise > 0 (starting from --variant seed000/noise)"),
+    (["run", "--variant", "post000/noise", "--instance-noise", "0", "--noise-target", "z"], 2,
+     "--noise-target applies only with --instance-noise > 0 (starting from --variant post000/noise)"),
     (["run", "--variant", "blog2017/minibatch", "--no-minibatch", "--mbd-kernels", "4"], 2,
      "--mbd-kernels applies only with --minibatch"),
     (["run", "--out", ""], 2, "--out is empty"),
@@ -570,7 +572,7 @@ def test_inert_values_are_never_stored():
     default when inherited from a variant, and refused by ExperimentConfig itself."""
     from ganrepro.config import ConfigError
 
-    assert config_of("--variant", "seed000/noise", "--instance-noise", "0").noise_target == "d_inputs"
+    assert config_of("--variant", "post000/noise", "--instance-noise", "0").noise_target == "d_inputs"
     for bad in (dict(mbd_kernels=7), dict(mbd_dims=2), dict(mbd_self_term="none"), dict(fm_weight=2.0),
                 dict(noise_target="z")):
         with pytest.raises(ConfigError, match="applies only with"):

@@ -1,4 +1,7 @@
-"""Seeds in, identical bytes out: the same run twice, and a seed alone vs inside a stack."""
+"""Seeds in, identical bytes out: the same run twice, and a seed alone vs inside a stack.
+
+Every test trains whole runs (``train``: weights, pretraining, the training loop, the evaluation
+outputs; several per test, both frameworks), so the module is marked slow."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +9,8 @@ import pytest
 
 from ganrepro.config import make_config
 from ganrepro.training import train
+
+pytestmark = pytest.mark.slow
 
 CASES = {
     "2016-mbd": dict(protocol="2016", minibatch=True, num_steps=150, pretrain_steps=100),

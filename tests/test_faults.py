@@ -13,7 +13,8 @@
   and unusable ``--runs`` paths end in one line, exit 1 or 2, and nothing half-written.
 
 Runs are tiny (40 steps, PyTorch only) and trained one seed per stack (a seed's bytes are then
-the same in every process); the module takes well under 3 minutes on one core.
+the same in every process); the module takes well under 3 minutes on one core. Every test that
+sweeps is marked slow (``-m "not slow"`` keeps the lock's unit test only).
 """
 from __future__ import annotations
 
@@ -29,9 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from ganrepro import files
+from ganrepro import files, store
 from ganrepro import records as rec
-from ganrepro import store
 from ganrepro import sweep as sw
 from ganrepro.cli import main
 from ganrepro.grids import GRIDS, Grid
@@ -39,8 +39,7 @@ from ganrepro.impls import available
 from ganrepro.lock import LOCK_NAME, RunsFolderLocked, runs_lock
 from ganrepro.report.build import IncompleteRunsError, load_grid
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not available("torch"), reason="the fault tests train tiny PyTorch runs")]
+pytestmark = pytest.mark.skipif(not available("torch"), reason="the fault tests train tiny PyTorch runs")
 
 SPEC = dict(variants=("blog2017/vanilla", "blog2017/minibatch"), seeds=(0, 1, 2), frameworks=("torch",),
             overrides=(("num_steps", 40), ("pretrain_steps", 10), ("curve_interval", 5)))
@@ -157,6 +156,7 @@ DAMAGE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(DAMAGE))
 def test_a_damaged_run_is_refused_by_report_and_retrained_by_sweep(kind, reference, tmp_path, capsys):
     damage, says = DAMAGE[kind]
@@ -176,7 +176,7 @@ def test_a_damaged_run_is_refused_by_report_and_retrained_by_sweep(kind, referen
     assert not (tmp_path / "report").exists()
 
     # sweep: moved aside (named, with the reason), trained again; the store is whole again
-    assert main(SWEEP + [str(root)]) == 0
+    assert main([*SWEEP, str(root)]) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in err and err.count("\n") == 1 and "ganrepro sweep: moved" in err, err
     assert str(folder) in err and says in err and "it is trained again" in err
@@ -191,6 +191,7 @@ def test_a_damaged_run_is_refused_by_report_and_retrained_by_sweep(kind, referen
     assert sweep(root).runs_done == 0
 
 
+@pytest.mark.slow
 def test_unknown_entries_are_named_and_never_parsed_as_seeds(reference, tmp_path, capsys):
     root = tmp_path / "runs"
     shutil.copytree(reference, root)
@@ -259,7 +260,7 @@ sys.exit(main(sys.argv[1:]))
 def driver(root: Path, *extra: str, kill: str = "", steps: int = 0) -> subprocess.Popen:
     """A real ``ganrepro sweep`` process on ``root`` (grid ``faults``), optionally killing itself at ``kill``."""
     env = {**os.environ, "GANREPRO_TEST_KILL": kill}
-    argv = SWEEP + [str(root)] + list(extra)
+    argv = [*SWEEP, str(root), *list(extra)]
     script = DRIVER if not steps else DRIVER.replace("(('num_steps', 40)", f"(('num_steps', {steps})")
     return subprocess.Popen([sys.executable, "-c", script, *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -279,6 +280,7 @@ def reference_subprocess(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_kill_9_at_many_points_never_leaves_a_damaged_run_and_resume_completes(reference_subprocess, tmp_path):
     """Renames in a sweep's files.py, in order: 1 the manifest; then per run 4 files and the folder
     (2-6 the first run, 7-11 the second, ...). Files of a run, in order: record.json, metrics.json,
@@ -361,6 +363,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_second_driver_is_refused_and_no_worker_survives_kill_9_of_the_driver(tmp_path, capsys):
     root = tmp_path / "runs"
@@ -372,7 +375,7 @@ def test_a_second_driver_is_refused_and_no_worker_survives_kill_9_of_the_driver(
         wait_for(lambda: len(training_workers(first.pid)) == 2, 90, "two workers training")
         # a second driver, here: refused, naming the holder, nothing written
         before = sorted(p.name for p in root.iterdir())
-        assert main(SWEEP + [str(root)]) == 2
+        assert main([*SWEEP, str(root)]) == 2
         err = one_line_error(capsys)
         assert f"another sweep (pid {first.pid}) is using the runs folder" in err
         assert sorted(p.name for p in root.iterdir()) == before
@@ -396,6 +399,7 @@ def test_a_second_driver_is_refused_and_no_worker_survives_kill_9_of_the_driver(
     assert summary.runs_done == 6 and not leftovers(root)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_worker_is_one_line_and_exit_1(tmp_path):
     root = tmp_path / "runs"
@@ -465,16 +469,17 @@ class FullDisk:
         return Writer()
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_exit_1_and_leaves_nothing_half_written(reference, tmp_path, monkeypatch, capsys):
     root = tmp_path / "runs"
     monkeypatch.setattr(files, "os", FullDisk(budget=200_000))  # the manifest and about one run fit
-    assert main(SWEEP + [str(root)]) == 1
+    assert main([*SWEEP, str(root)]) == 1
     err = one_line_error(capsys)
     assert "No space left on device" in err and "free some space" in err and "it resumes" in err
     assert not leftovers(root)
     assert_store_sound(root)
     monkeypatch.setattr(files, "os", os)
-    assert main(SWEEP + [str(root)]) == 0
+    assert main([*SWEEP, str(root)]) == 0
     assert stored_bytes(root) == stored_bytes(reference) and not leftovers(root)
 
 
@@ -497,19 +502,21 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
 
 
+@pytest.mark.slow
 def test_a_real_full_tmpfs_is_one_line_exit_1_then_resumes(reference, tmpfs, capsys):
     root = tmpfs / "runs"
-    assert main(SWEEP + [str(root)]) == 1
+    assert main([*SWEEP, str(root)]) == 1
     err = one_line_error(capsys)
     assert "No space left on device" in err and str(root) in err
     assert not leftovers(root)
     assert_store_sound(root)
     assert 1 <= len(stored_bytes(root)) // 3 < 6
     assert _mount("-o", "remount,size=4m", str(tmpfs))
-    assert main(SWEEP + [str(root)]) == 0
+    assert main([*SWEEP, str(root)]) == 0
     assert stored_bytes(root) == stored_bytes(reference) and not leftovers(root)
 
 
+@pytest.mark.slow
 def test_read_only_folders_and_unusable_paths_are_one_line(reference, tmpfs, tmp_path, capsys):
     # a read-only cell folder (a read-only bind mount: root ignores permission bits): exit 1, nothing trained
     root = tmp_path / "runs"
@@ -519,7 +526,7 @@ def test_read_only_folders_and_unusable_paths_are_one_line(reference, tmpfs, tmp
     if not (_mount("--bind", str(cell), str(cell)) and _mount("-o", "remount,bind,ro", str(cell))):
         pytest.skip("cannot make a read-only bind mount here")
     try:
-        assert main(SWEEP + [str(root)]) == 1
+        assert main([*SWEEP, str(root)]) == 1
         err = one_line_error(capsys)
         assert "Read-only file system" in err and "make the runs folder writable" in err
     finally:
@@ -528,9 +535,9 @@ def test_read_only_folders_and_unusable_paths_are_one_line(reference, tmpfs, tmp
     # a read-only runs folder: exit 2 (the path cannot be used), before anything is written
     assert _mount("-o", "remount,ro", str(tmpfs))
     for runs in (tmpfs, tmpfs / "runs"):
-        assert main(SWEEP + [str(runs)]) == 2
+        assert main([*SWEEP, str(runs)]) == 2
         assert "not writable" in one_line_error(capsys)
     # paths that cannot hold a runs folder
     for runs in ("/proc/x", "/proc", "/dev/null", "/proc/self/status/x"):
-        assert main(SWEEP + [runs]) == 2, runs
+        assert main([*SWEEP, runs]) == 2, runs
         one_line_error(capsys)

@@ -14,23 +14,7 @@ from ganrepro.impls import numpy_ref as ref
 from ganrepro.streams import pretraining, training_chunks
 from ganrepro.weights import initial_weights
 
-CELLS = {
-    "2016-vanilla": dict(protocol="2016", minibatch=False),
-    "2016-mbd-exp-1": dict(protocol="2016", minibatch=True),
-    "2017-vanilla": dict(protocol="2017", minibatch=False),
-    "2017-mbd-exp0": dict(protocol="2017", minibatch=True),
-    "2017-mbd-exp-1": dict(protocol="2017", minibatch=True, mbd_self_term="exp-1"),
-    "2017-mbd-none": dict(protocol="2017", minibatch=True, mbd_self_term="none"),
-    # the technique switches (issue 3); each named variant's loss terms appear in one cell at least
-    "2017-saturating": dict(protocol="2017", minibatch=False, g_loss="saturating"),
-    "2016-saturating": dict(protocol="2016", minibatch=False, g_loss="saturating"),
-    "2017-fm-paired_l2": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="paired_l2"),
-    "2017-fm-paired_sq": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="paired_sq"),
-    "2017-fm-mean_sq": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="mean_sq"),
-    "2017-mbd-ns+fm-paired_l2x0.5": dict(protocol="2017", minibatch=True, feature_matching="paired_l2", fm_weight=0.5),
-    "2017-label-smoothing": dict(protocol="2017", minibatch=False, label_smoothing=0.9),
-    "2016-mbd-label-smoothing": dict(protocol="2016", minibatch=True, label_smoothing=0.8),
-}
+from helpers import CELLS
 
 
 def cell_config(name, seeds=(0, 1)):
@@ -76,7 +60,8 @@ def test_softplus_is_exact_across_its_range(framework, agreement):
     twin = get_backend(framework)
     x = np.concatenate([np.linspace(-60, 60, 2001), [-700.0, -40.0, 19.9, 20.1, 33.0, 36.0, 700.0]])
     got = as_np(twin.softplus(twin.to_tensors({"x": x})["x"]))
-    agreement(f"{framework} softplus vs logaddexp, relative", float(np.max(np.abs(got - ref.softplus(x)) / ref.softplus(x))), 1e-15)
+    relative = float(np.max(np.abs(got - ref.softplus(x)) / ref.softplus(x)))
+    agreement(f"{framework} softplus vs logaddexp, relative", relative, 1e-15)
 
 
 FD_STEP = 1e-6
@@ -89,7 +74,7 @@ def fd_bound(loss: float, scale: float) -> float:
     return 10 * np.finfo(np.float64).eps * max(abs(loss), 1.0) / FD_STEP / scale + 1e-8
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_gradients(cell):
     """Central-difference gradients of the reference losses (S = 1 keeps this fast)."""
     config = cell_config(cell, seeds=(0,))
@@ -178,4 +163,5 @@ def test_historical_penalty_matches_the_reference(framework, t, agreement):
     if t == 0:
         assert np.all(penalty == 0) and np.all(grad == 0)
         return
-    agreement(f"{framework} historical penalty and gradient vs NumPy", max(rel(penalty, r_penalty), rel(grad, r_grad)), 1e-14)
+    agreement(f"{framework} historical penalty and gradient vs NumPy",
+              max(rel(penalty, r_penalty), rel(grad, r_grad)), 1e-14)

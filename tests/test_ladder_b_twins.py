@@ -10,16 +10,8 @@ from ganrepro.impls.interface import FORWARD_KEYS
 from ganrepro.streams import training_chunks
 from ganrepro.weights import initial_weights
 
-from test_ladder_a_reference import CELLS
-
-# Bounds relative to each quantity's scale (its largest magnitude over the stack; for gradients,
-# the largest gradient entry of that player). float64: a few ulps of accumulated rounding;
-# float32: eps_32 = 1.2e-7 times the depth of the computation (~10 layers forward and back).
-BOUNDS = {"float64": 1e-13, "float32": 2e-6}
-
-
-def player_scale(out: dict, prefix: str) -> float:
-    return max(np.max(np.abs(v)) for k, v in out.items() if k.startswith(prefix))
+from helpers import CELLS, player_scale
+from helpers import TWIN_BOUNDS as BOUNDS  # relative to each quantity's scale; see helpers.py
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -54,7 +54,8 @@ TRIGGER = {"float64": 1e-11, "float32": 1e-5}
 # before the horizon the twins' own rounding differences may grow as much as a one-ulp
 # perturbation does, they are injected at every step rather than once, and in a chaotic burst the
 # growth per step can reach 3-10x, so the step before the trigger fires may already be 10x past
-# it (measured: a 10x ratio was too small, 1.15e-4 one step before a 1e-5 trigger). Injected at every step, independent roundings also add up like a random walk: over t steps
+# it (measured: a 10x ratio was too small, 1.15e-4 one step before a 1e-5 trigger). Injected at every
+# step, independent roundings also add up like a random walk: over t steps
 # about sqrt(t) * 1.2e-7 * (the gain of a step, ~10), 4e-5 at t = 1000, 1.2e-4 at t = 5000.
 # So the float32 bound holds as is for the first 1000 steps and grows like sqrt(t / 1000)
 # after: ``growth`` below. (float64's 1e-9 leaves room for the same effect.)

@@ -51,7 +51,7 @@ def _rng(*key):
 def test_target_constants_and_helpers_match_scipy():
     dist = stats.norm(MU, SIGMA)
     assert TARGET_ENTROPY == pytest.approx(dist.entropy(), rel=1e-14)
-    assert round(TARGET_ENTROPY, 4) == 0.7258  # PROTOCOLS.md section 1
+    assert round(TARGET_ENTROPY, 4) == 0.7258  # docs/problem.md#entropy-bound
     assert target_entropy(sigma=2.0) == pytest.approx(stats.norm(0, 2.0).entropy(), rel=1e-14)
     x = np.linspace(-3.0, 11.0, 57)
     np.testing.assert_allclose(target_cdf(x), dist.cdf(x), rtol=1e-14, atol=1e-300)

@@ -1,5 +1,5 @@
-"""The minibatch-discrimination layer (issue 5): every formulation of both twins against the float64
-NumPy reference, in value and gradient, for every self-term mode and both dtypes.
+"""The minibatch-discrimination layer (docs/networks.md#minibatch-discrimination): every formulation
+of both twins against the float64 NumPy reference, in value and gradient, for every self-term mode and both dtypes.
 
 The layer maps M (..., B, K, C) to o[..., i, k] = sum_j exp(-(d_k(i, j) + s [i == j])),
 d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]| (``impls/torch_minibatch.py``, ``impls/tf_minibatch.py``).
@@ -107,7 +107,7 @@ def test_numpy_reference_gradient_matches_finite_differences(self_term):
 
 
 def test_numpy_reference_agrees_with_the_layer_of_the_protocols():
-    """minibatch_kernel_sums on M = f W + b is minibatch_features (PROTOCOLS.md's formula)."""
+    """minibatch_kernel_sums on M = f W + b is minibatch_features (docs/networks.md#minibatch-discrimination)."""
     for self_term in SELF_TERMS:
         config = make_config("2017", minibatch=True, mbd_self_term=self_term, seeds=(0,))
         rng = np.random.default_rng(4)
@@ -120,11 +120,18 @@ def test_numpy_reference_agrees_with_the_layer_of_the_protocols():
 
 
 # ---- every formulation against the reference ----------------------------------------------------
+def slow_above_tile(shape):
+    """A shape above TILE (B > 64): the fused (TorchInductor) and tiled (XLA) kernels, compiled per
+    dtype and shape class (dynamic shapes specialise sizes 0 and 1), 15-70 s each on 2 cores: slow."""
+    return pytest.param(shape, marks=pytest.mark.slow)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("self_term", SELF_TERMS)
 @pytest.mark.parametrize("formulation", FORMULATIONS)
 @pytest.mark.parametrize("shape", [(1, 2, 5, 3), (2, 8, 5, 3), (3, 16, 5, 3), (2, 17, 5, 3), (1, 64, 5, 3),
-                                   (1, 65, 5, 3), (3, 100, 5, 3), (1, 161, 2, 1), (130, 4, 3)],
+                                   slow_above_tile((1, 65, 5, 3)), slow_above_tile((3, 100, 5, 3)),
+                                   slow_above_tile((1, 161, 2, 1)), (130, 4, 3)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_layer_matches_numpy_reference(framework, shape, formulation, self_term, dtype, agreement):
     """Shapes span every production regime and its edges (PyTorch: the pair-major broadcast up to
@@ -135,6 +142,7 @@ def test_layer_matches_numpy_reference(framework, shape, formulation, self_term,
     check(framework, m, g, self_term, formulation, agreement, f"{framework} {formulation}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("self_term", SELF_TERMS)
 def test_production_outside_the_product_range(framework, self_term, dtype, agreement):
@@ -159,7 +167,7 @@ def _framework_dtype(framework: str, dtype: str):
 def test_unknown_formulation_is_refused(framework):
     m, _ = gaussian_inputs((1, 4, 5, 3), "float32")
     tensor = get_backend(framework).to_tensors({"m": m})["m"]
-    with pytest.raises(ValueError, match="unknown minibatch formulation 'broadcast'.*reference, production"):
+    with pytest.raises(ValueError, match=r"unknown minibatch formulation 'broadcast'.*reference, production"):
         layer(framework).kernel_sums(tensor, "exp0", "broadcast")
 
 
@@ -186,6 +194,7 @@ def test_training_uses_the_production_formulation(framework):
         np.testing.assert_allclose(default, expected, rtol=1e-4, atol=1e-4 * batch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_training_step_above_the_tile_agrees_across_frameworks(twins, dtype, agreement):
     """At B = 96 (> TILE) the training step's D takes the fused (PyTorch) and tiled (TF) kernels with
@@ -193,7 +202,9 @@ def test_training_step_above_the_tile_agrees_across_frameworks(twins, dtype, agr
     frameworks within the bounds of ladder rung (b) (relative to each quantity's scale)."""
     from ganrepro.streams import training_chunks
     from ganrepro.weights import initial_weights
-    from test_ladder_b_twins import BOUNDS, player_scale
+
+    from helpers import TWIN_BOUNDS as BOUNDS
+    from helpers import player_scale
 
     torch_twin, tf_twin = twins
     config = make_config("2017", minibatch=True, batch_size=96, dtype=dtype, seeds=(0, 1))

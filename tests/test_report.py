@@ -143,7 +143,8 @@ def test_report_regenerates_byte_for_byte(swept, tmp_path):
 def test_report_of_an_unfinished_sweep_is_refused(swept, tmp_path, capsys):
     bigger = Grid(name="tiny", description="test grid", variants=GRID.variants, frameworks=GRID.frameworks,
                   seeds=(0, 1, 2, 3, 4), overrides=GRID.overrides)
-    with pytest.raises(IncompleteRunsError, match=r"runs missing .* 1 of its 5 seeds not stored \(seeds 4\).*ganrepro sweep --grid tiny"):
+    expected = r"runs missing .* 1 of its 5 seeds not stored \(seeds 4\).*ganrepro sweep --grid tiny"
+    with pytest.raises(IncompleteRunsError, match=expected):
         load_grid(bigger, swept)
     (tmp_path / "runs").mkdir()  # an empty runs folder (the report may not lie inside it)
     assert main(["report", "--grid", "smoke", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "r")]) == 2

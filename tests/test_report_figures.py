@@ -28,8 +28,8 @@ import pytest
 from PIL import Image
 
 from ganrepro import impls, records
+from ganrepro.animate import animate_run, frame_steps
 from ganrepro.report import figures
-from ganrepro.report.animation import animate_run, frame_steps
 from ganrepro.report.runs import METRIC_NAMES, StoredRun, load_cell
 from ganrepro.training import CURVES, TrainingOutput, recorded_steps, train
 from ganrepro.variants import variant_config

@@ -66,7 +66,8 @@ def test_from_dict_rejects_unknown_fields():
         ExperimentConfig.from_dict(d)
 
 
-@pytest.mark.parametrize("text, seeds", [("0-7", tuple(range(8))), ("3", (3,)), ("0-2,10,12-13", (0, 1, 2, 10, 12, 13))])
+@pytest.mark.parametrize("text, seeds",
+                         [("0-7", tuple(range(8))), ("3", (3,)), ("0-2,10,12-13", (0, 1, 2, 10, 12, 13))])
 def test_parse_seeds(text, seeds):
     assert parse_seeds(text) == seeds
     assert parse_seeds(format_seeds(seeds)) == seeds
@@ -178,7 +179,7 @@ def test_framework_neutral_modules_import_no_framework():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# ---- technique switches (issue 3) ------------------------------------------------------------
+# ---- technique switches (docs/techniques.md) ------------------------------------------------------------
 @pytest.mark.parametrize("overrides, fragment", [
     (dict(feature_matching="paired_l2", fm_weight=-1.0), "feature-matching weight must be a number > 0, got -1.0"),
     (dict(label_smoothing=0.0), "label smoothing alpha must lie in (0, 1], got 0.0"),

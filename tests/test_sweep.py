@@ -21,9 +21,7 @@ from ganrepro.grids import BASELINES, GRIDS, Grid, comparisons, get_grid
 from ganrepro.impls import FRAMEWORKS, available
 from ganrepro.variants import variant_names
 
-pytestmark = pytest.mark.slow
-
-TINY = dict(variants=("blog2016/minibatch", "blog2017/vanilla", "seed000/vanilla"), seeds=(0, 1, 2),
+TINY = dict(variants=("blog2016/minibatch", "blog2017/vanilla", "post000/vanilla"), seeds=(0, 1, 2),
             overrides=(("num_steps", 40), ("pretrain_steps", 10), ("curve_interval", 5)))
 
 
@@ -75,12 +73,13 @@ def test_unknown_grid_and_bad_grids_are_clear_errors():
 
 def test_variants_with_equal_configs_share_one_cell():
     cells = sw.plan(tiny_grid(frameworks=tuple(FRAMEWORKS)))
-    assert len(cells) == 2 * len(FRAMEWORKS)  # blog2017/vanilla and seed000/vanilla are one experiment
+    assert len(cells) == 2 * len(FRAMEWORKS)  # blog2017/vanilla and post000/vanilla are one experiment
     shared = [c for c in cells if len(c.variants) == 2]
-    assert shared and all(set(c.variants) == {"blog2017/vanilla", "seed000/vanilla"} for c in shared)
+    assert shared and all(set(c.variants) == {"blog2017/vanilla", "post000/vanilla"} for c in shared)
 
 
 # ---- records ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_one_self_describing_record_per_run(reference_runs):
     root, summary = reference_runs
     grid = tiny_grid()
@@ -99,9 +98,10 @@ def test_one_self_describing_record_per_run(reference_runs):
             assert record["status"] in ("ok", "collapsed", "diverged")
             assert {"ks", "w1", "kde_ll"} <= set(record["metrics"]) and "train_s" in record["timings"]
     manifest = json.loads((root / "sweep-tiny.json").read_text())
-    assert manifest["variants"]["seed000/vanilla"] == manifest["variants"]["blog2017/vanilla"]
+    assert manifest["variants"]["post000/vanilla"] == manifest["variants"]["blog2017/vanilla"]
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_trains_nothing_again(reference_runs, tmp_path):
     root, _ = reference_runs
     before = {p: p.stat().st_mtime_ns for p in root.glob("*/*/seed-*/record.json")}
@@ -110,20 +110,25 @@ def test_a_finished_sweep_trains_nothing_again(reference_runs, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in root.glob("*/*/seed-*/record.json")} == before
 
 
+@pytest.mark.slow
 def test_two_workers_and_smaller_stacks_give_the_same_bytes(reference_runs, tmp_path):
     root, _ = reference_runs
     sw.sweep(tiny_grid(), tmp_path, executor=sw.LocalExecutor(2), max_stack=2)
     assert stored_bytes(tmp_path) == stored_bytes(root)
 
 
+@pytest.mark.slow
 def test_progress_shows_runs_done_remaining_and_eta(tmp_path, capsys):
     grid = tiny_grid(variants=("blog2017/vanilla",), seeds=(0, 1))
-    sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1), max_stack=1,
-             progress=lambda label, runs, cost: sw.SweepProgress(label, runs, cost, stream=sys.stderr))
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 2
-    assert "1/2 runs, 1 to go" in lines[0] and "ETA" in lines[0]
-    assert "2/2 runs, 0 to go" in lines[1] and "ETA 0:00" in lines[1]
+    sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1), max_stack=1, progress=True)
+    err = capsys.readouterr().err
+    # tqdm (ganrepro.progress): carriage-return separated updates, the bar closed with a newline
+    updates = [u for u in err.split("\r") if u.strip()]
+    assert updates[0].startswith("sweep tiny") and "0/2 runs, 2 to go" in updates[0]
+    assert any("1/2 runs, 1 to go" in u and "ETA" in u for u in updates), updates
+    assert "2/2 runs, 0 to go" in updates[-1] and "ETA 00:00" in updates[-1] and err.endswith("\n")
+    sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1))  # progress=False (the default): nothing on stderr
+    assert capsys.readouterr().err == ""
 
 
 class NaNExecutor(sw.LocalExecutor):
@@ -137,6 +142,7 @@ class NaNExecutor(sw.LocalExecutor):
             yield task, (output, rec.score(output))
 
 
+@pytest.mark.slow
 def test_diverged_runs_are_stored_with_their_status(tmp_path):
     grid = tiny_grid(variants=("blog2017/vanilla",))
     summary = sw.sweep(grid, tmp_path, executor=NaNExecutor(1))
@@ -146,6 +152,7 @@ def test_diverged_runs_are_stored_with_their_status(tmp_path):
     assert doc["status"] == "diverged" and doc["metrics"]["ks"] is None
 
 
+@pytest.mark.slow
 def test_an_interrupted_save_leaves_no_record_and_is_redone(reference_runs, tmp_path, monkeypatch):
     root, _ = reference_runs
     real_write = rec._write_seed
@@ -178,6 +185,7 @@ sw.sweep(grid, sys.argv[1], executor=sw.LocalExecutor(1), max_stack=1)
 """
 
 
+@pytest.mark.slow
 def test_kill_9_at_any_moment_then_resume_gives_the_same_runs(reference_runs, tmp_path):
     """SIGKILL the sweep at several moments (after 1, 2, 4 stored runs); each resume redoes only
     the unfinished runs and the end result is byte-identical to an uninterrupted sweep."""
@@ -203,6 +211,7 @@ def test_kill_9_at_any_moment_then_resume_gives_the_same_runs(reference_runs, tm
     assert not [p for p in tmp_path.rglob(".seed-*")]
 
 
+@pytest.mark.slow
 def test_a_run_of_another_config_under_a_cell_is_moved_aside_and_retrained(reference_runs, tmp_path):
     """A run whose config differs from its cell's (here: stored by another grid with curve_interval 7,
     which the slug does not show) is not trusted: the sweep quarantines it and trains the seed again."""
@@ -231,7 +240,8 @@ def test_cli_rejects_bad_values_with_exit_2_and_writes_nothing(tmp_path, capsys)
     afile.write_text("x")
     cases = [
         (["sweep", "--grid", "nope"], "unknown grid 'nope'"),
-        (["sweep", "--executor", "dask", "--runs", str(tmp_path / "a")], "unknown executor 'dask'; allowed: local, ray"),
+        (["sweep", "--executor", "dask", "--runs", str(tmp_path / "a")],
+         "unknown executor 'dask'; allowed: local, ray"),
         (["sweep", "--runs", str(afile)], "--runs"),
         (["sweep", "--jobs", "0", "--runs", str(tmp_path / "b")], "--jobs"),
         (["sweep", "--ray-address", "x:1", "--runs", str(tmp_path / "c")], "--ray-address needs --executor ray"),
@@ -251,6 +261,7 @@ def test_cli_sweep_smoke_grid_is_small_and_named():
 
 
 # ---- Ray ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ray_executor_gives_the_same_records_and_resumes(reference_runs, tmp_path):
     ray = pytest.importorskip("ray")
     root, summary = reference_runs
@@ -276,6 +287,7 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
         sw.check_executor("ray")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not all(available(f) for f in FRAMEWORKS), reason="needs both frameworks")
 def test_tf_and_torch_cells_both_stored(tmp_path):
     grid = tiny_grid(frameworks=tuple(FRAMEWORKS), variants=("blog2017/vanilla",), seeds=(0,))

@@ -2,15 +2,16 @@
 
 Everything a run depends on is a field here (or derived from the protocol by a fixed rule),
 so that two configs that compare equal describe the same experiment in either framework.
-Defaults follow PROTOCOLS.md section 7; :func:`make_config` fills them in per protocol.
+Defaults follow docs/protocols.md#side-by-side; :func:`make_config` fills them in per protocol.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any
 
 from .errors import UsageError
 
@@ -24,14 +25,14 @@ G_LOSSES = ("non_saturating", "saturating", "none")
 """G's adversarial term: mean(-log D(G(z))), mean(log(1 - D(G(z)))) (the minimax form), or none."""
 
 FEATURE_MATCHING = ("none", "paired_l2", "paired_sq", "mean_sq")
-"""Feature-matching term of G's loss on D's last hidden layer f (PROTOCOLS.md section 8):
-paired_l2 = sqrt(sum_i sum_k (f(x_i)_k - f(G(z_i))_k)^2) (seeds 000/001), paired_sq = the same
+"""Feature-matching term of G's loss on D's last hidden layer f (docs/techniques.md#feature-matching):
+paired_l2 = sqrt(sum_i sum_k (f(x_i)_k - f(G(z_i))_k)^2) (posts 000/001), paired_sq = the same
 without the sqrt (the readers' correction), mean_sq = ||mean_i f(x_i) - mean_i f(G(z_i))||^2
 (Salimans et al.)."""
 
 NOISE_TARGETS = ("d_inputs", "z")
 """Where instance noise goes: D's inputs (instance noise proper: x and G(z), in both updates),
-or the seed-000 code's variant (x and the generator's input z, in D's update only)."""
+or the variant of post 000's code (x and the generator's input z, in D's update only)."""
 
 NOISE_SCHEDULES = ("constant", "linear", "exponential")
 
@@ -107,7 +108,7 @@ class ExperimentConfig:
     Build one with :func:`make_config`, which fills the protocol's defaults; the constructor
     itself requires every field and validates it (``ConfigError`` on a bad value).
 
-    Technique switches (PROTOCOLS.md section 8), all off by default:
+    Technique switches (docs/techniques.md), all off by default:
     g_loss / feature_matching / fm_weight: L_G = adversarial term + fm_weight * feature matching;
     instance_noise: std s of N(0, s^2) noise on ``noise_target``, ``noise_schedule`` constant or
     annealed to zero over ``noise_anneal_steps`` (0: the whole run); label_smoothing: D's real
@@ -210,22 +211,22 @@ class ExperimentConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ExperimentConfig":
+    def from_dict(cls, d: dict) -> ExperimentConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown config field(s) {unknown}; allowed: {sorted(names)}")
         return cls(**d)
 
-    def replace(self, **changes) -> "ExperimentConfig":
+    def replace(self, **changes) -> ExperimentConfig:
         return dataclasses.replace(self, **changes)
 
-    def with_seeds(self, seeds) -> "ExperimentConfig":
+    def with_seeds(self, seeds) -> ExperimentConfig:
         return dataclasses.replace(self, seeds=tuple(seeds))
 
 
 def make_config(protocol: str = "2017", *, minibatch: bool = False, **overrides) -> ExperimentConfig:
-    """The protocol's reference defaults (PROTOCOLS.md section 7), with ``overrides`` applied.
+    """The protocol's reference defaults (docs/protocols.md#defaults-and-sizes), with ``overrides`` applied.
 
     An override given as ``None`` keeps the protocol default.
     """
@@ -233,7 +234,7 @@ def make_config(protocol: str = "2017", *, minibatch: bool = False, **overrides)
     if protocol not in RULES:
         raise ConfigError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
     rules = RULES[protocol]
-    values = dict(
+    values: dict[str, Any] = dict(  # every value is checked by ExperimentConfig.__post_init__
         protocol=protocol,
         minibatch=bool(minibatch),
         batch_size=rules.default_batch_size,
@@ -275,7 +276,7 @@ def inert_fields(values: Mapping) -> dict:
     self term without minibatch discrimination, the feature-matching weight without feature
     matching, the noise target and schedule without instance noise, the annealing length with a
     constant schedule."""
-    out = {}
+    out: dict[str, str] = {}
     if not values.get("minibatch", False):
         out.update(mbd_kernels="minibatch", mbd_dims="minibatch", mbd_self_term="minibatch")
     if values.get("feature_matching", "none") == "none":

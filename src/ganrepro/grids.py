@@ -5,7 +5,7 @@
               discrimination), both frameworks, seeds 0-3 (CI regenerates its report)
 
 A grid's cells are (variant, framework) pairs; variants whose configs are equal (the same
-experiment named from two posts, e.g. ``blog2017/vanilla`` and ``seed000/vanilla``) share one
+experiment named from two posts, e.g. ``blog2017/vanilla`` and ``post000/vanilla``) share one
 stored cell, so they are trained once. Framework-free.
 """
 from __future__ import annotations
@@ -71,14 +71,14 @@ def get_grid(name: str) -> Grid:
 BASELINES: dict[str, str] = {
     "blog2016/minibatch": "blog2016/vanilla",
     "blog2017/minibatch": "blog2017/vanilla",
-    **{name: "seed000/vanilla" for name in variant_names()
-       if name.startswith("seed000/") and name != "seed000/vanilla"},
+    **{name: "post000/vanilla" for name in variant_names()
+       if name.startswith("post000/") and name != "post000/vanilla"},
     **{name: "blog2017/vanilla" for name in variant_names()
        if name.split("/")[0] in ("fm", "noise", "smoothing", "hist")},
     "gloss/saturating": "gloss/non_saturating",
 }
 """Technique variant -> the variant it is compared against: the same protocol and config with
-the technique off (for seed 000's grid, its all-off cell; for the saturating G loss, the
+the technique off (for post 000's grid, its all-off cell; for the saturating G loss, the
 non-saturating one, which is the protocol's default)."""
 
 

@@ -116,7 +116,10 @@ def pin() -> bool:
 
 def numpy_targets() -> dict[str, bool]:
     """NumPy's dispatch targets and whether each is active (imports NumPy)."""
-    from numpy._core import _multiarray_umath as umath
+    import importlib
+
+    # a private module NumPy's type stubs do not describe; it is where NumPy lists its dispatch targets
+    umath = importlib.import_module("numpy._core._multiarray_umath")
 
     return {name: bool(umath.__cpu_features__.get(name, False)) for name in umath.__cpu_dispatch__}
 

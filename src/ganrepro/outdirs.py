@@ -29,8 +29,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from .errors import EnvironmentFault, UsageError
 from .files import TMP_MARK, write_text_atomic
@@ -59,7 +59,7 @@ def manifest_text(kind: str) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
-def owner(folder) -> Optional[str]:
+def owner(folder) -> str | None:
     """The kind named by ``folder``'s manifest, or None (no manifest, or one ganrepro did not write)."""
     try:
         doc = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
@@ -162,7 +162,7 @@ def remove_stale_temporaries(parent, name: str) -> list[Path]:
     left); returns what was removed. Nothing else is touched."""
     parent = Path(parent)
     prefix = f".{name}{TMP_MARK}"
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(parent))
     except OSError:

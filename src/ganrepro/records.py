@@ -60,7 +60,7 @@ METRICS_KEYS = ("config", "slug", "framework", "seed", "metrics", "status")
 SEALED_FILES = ("metrics.json", "samples.npz", "curves.csv")
 """The files of a run folder whose sha256 record.json carries under "files"."""
 
-RUN_FILES = ("record.json",) + SEALED_FILES
+RUN_FILES = ("record.json", *SEALED_FILES)
 
 
 # ---- scoring ------------------------------------------------------------------------------
@@ -162,8 +162,8 @@ def run_dir(out_dir, slug: str, framework: str, seed: int) -> Path:
 
 def curves_csv(steps: np.ndarray, curves: np.ndarray) -> str:
     """CSV text: ``step`` then the CURVES columns; floats in full precision (repr)."""
-    lines = [",".join(("step",) + tuple(CURVES))]
-    for step, row in zip(steps, curves):
+    lines = [",".join(("step", *CURVES))]
+    for step, row in zip(steps, curves, strict=True):
         lines.append(",".join([str(int(step))] + [repr(float(v)) for v in row]))
     return "\n".join(lines) + "\n"
 
@@ -218,7 +218,7 @@ def save_runs(output, records: list[dict], out_dir) -> list[Path]:
     if len(records) != len(seeds) or [r["seed"] for r in records] != seeds:
         raise ValueError("records do not match the output's seeds")
     written = []
-    for i, (seed, record) in enumerate(zip(seeds, records)):
+    for i, (seed, record) in enumerate(zip(seeds, records, strict=True)):
         final = run_dir(out_dir, output.config.slug, output.framework, seed)
         final.parent.mkdir(parents=True, exist_ok=True)
         with folder_atomic(final) as tmp:

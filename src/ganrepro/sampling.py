@@ -1,10 +1,18 @@
-"""The target and noise distributions of PROTOCOLS.md sections 1 and 6, drawn with NumPy."""
+"""The target and noise distributions, drawn with NumPy (docs/problem.md: #real-batches,
+#generator-noise, #pretraining-data).
+
+The target's mean and standard deviation are defined once, in ``ganrepro.metrics.target``
+(``MU``, ``SIGMA``: the distribution the metrics score against); here they are only imported.
+:func:`target_pdf` keeps the protocol's own formula (pretraining's labels, section 6), which
+rounds differently from the metrics' log-space density.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-TARGET_MU = 4.0
-TARGET_SIGMA = 0.5
+from .metrics.target import MU as TARGET_MU
+from .metrics.target import SIGMA as TARGET_SIGMA
+
 STRATIFIED_JITTER = 0.01
 PRETRAIN_SPAN = 10.0
 

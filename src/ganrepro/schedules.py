@@ -1,4 +1,4 @@
-"""Learning-rate schedules of PROTOCOLS.md section 5, precomputed in float64 NumPy.
+"""Learning-rate schedules of docs/updates.md (#gradient-descent-staircase, #tf1-adam), precomputed in float64 NumPy.
 
 Both twins read the step size of update t from these arrays, so neither framework's own pow or
 sqrt can make the two disagree. Index t counts the updates already applied by that optimizer.

@@ -1,6 +1,6 @@
 """Where every random number comes from: one NumPy generator per (run seed, purpose).
 
-PROTOCOLS.md section 9: all randomness is drawn with NumPy, so both frameworks consume the same
+docs/problem.md#seeding-by-purpose: all randomness is drawn with NumPy, so both frameworks consume the same
 numbers. Each purpose has a fixed integer code; the generator for (seed, purpose) is
 ``default_rng(SeedSequence([seed, code]))``, so streams never overlap or shift when another
 purpose draws more or fewer numbers, and a seed's draws never depend on the other seeds run

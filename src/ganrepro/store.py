@@ -52,7 +52,6 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from . import records as rec
 from .errors import UsageError
@@ -76,7 +75,7 @@ class DamagedRunError(UsageError):
         super().__init__(f"the stored run {str(folder)!r} cannot be trusted: {reason}")
 
 
-def seed_of(name: str) -> Optional[int]:
+def seed_of(name: str) -> int | None:
     """The seed a run folder's name stands for, or None if ``name`` is not a run folder's name."""
     m = RUN_NAME.fullmatch(name)
     return int(m.group(1)) if m else None
@@ -93,7 +92,7 @@ def _differences(stored: dict, expected: dict) -> str:
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
-def verify_run(folder, slug: str, framework: str, seed: int, config: Optional[dict] = None) -> dict:
+def verify_run(folder, slug: str, framework: str, seed: int, config: dict | None = None) -> dict:
     """The verified metrics document (metrics.json) of the run in ``folder``; ``DamagedRunError`` otherwise.
 
     ``folder`` is ``<runs>/<slug>/<framework>/seed-<seed>``; ``config`` (``cell_config``), when
@@ -159,7 +158,7 @@ class CellScan:
     unknown: list = field(default_factory=list)  # Paths
 
 
-def scan_cell(root, slug: str, framework: str, seeds=None, config: Optional[dict] = None) -> CellScan:
+def scan_cell(root, slug: str, framework: str, seeds=None, config: dict | None = None) -> CellScan:
     """Verify the runs of ``seeds`` (None: every run) in ``<root>/<slug>/<framework>/``.
 
     Seed folders of other seeds are left unread; entries that are not run folders nor temporary
@@ -175,6 +174,7 @@ def scan_cell(root, slug: str, framework: str, seeds=None, config: Optional[dict
         scan.unknown.append(folder)
         return scan
     wanted = None if seeds is None else set(seeds)
+    damaged: dict[int, DamagedRunError] = {}
     for entry in entries:
         if is_temporary(entry):
             continue
@@ -185,8 +185,8 @@ def scan_cell(root, slug: str, framework: str, seeds=None, config: Optional[dict
             try:
                 scan.verified[seed] = verify_run(entry, slug, framework, seed, config)
             except DamagedRunError as exc:
-                scan.damaged.append(exc)
-    scan.damaged.sort(key=lambda e: seed_of(e.folder.name))
+                damaged[seed] = exc
+    scan.damaged = [damaged[seed] for seed in sorted(damaged)]
     return scan
 
 

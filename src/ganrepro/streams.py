@@ -7,8 +7,8 @@ the chunk length (NumPy's generators give the same numbers drawn in pieces or at
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -34,7 +34,8 @@ class Chunk:
     z_g: np.ndarray  # (L, S, B) fresh noise for G's update
     lr_d: np.ndarray  # (L,) step size of D's update t (its t-th update)
     lr_g: np.ndarray  # (L,) step size of G's update t
-    noise_real: np.ndarray  # (L, S, B) instance noise on x (zeros when off)
+    # instance noise, s_t N(0, 1) (zeros when off); which input each is added to: ``noise_routing``
+    noise_real: np.ndarray  # (L, S, B) on x
     noise_fake_d: np.ndarray  # (L, S, B) on G(z) in D's update, or on z (noise_target "z")
     noise_fake_g: np.ndarray  # (L, S, B) on G(z') in G's update (zeros for noise_target "z")
 
@@ -60,9 +61,39 @@ def instance_noise_scale(config: ExperimentConfig) -> np.ndarray:
 def instance_noise(rng: np.random.Generator, scale: np.ndarray, batch_size: int, target: str):
     """Per step three draws of N(0, 1)^B (real, fake in D's update, fake in G's update) times s_t."""
     draws = rng.standard_normal((len(scale), 3, batch_size)) * scale[:, None, None]
-    if target == "z":  # the seed-000 code: noise on x and z in D's update only
+    if target == "z":  # post 000's code: noise on x and z in D's update only
         draws[:, 2] = 0.0
     return draws
+
+
+@dataclass(frozen=True)
+class NoiseRouting:
+    """Which inputs of a training step get which of the chunk's instance-noise arrays (True: added).
+
+    D's update: x_d (x + noise_real), z_d (z + noise_fake_d, before G), fake_d (G(z) + noise_fake_d).
+    G's update: fake_g (G(z') + noise_fake_g), x_g (x + noise_real: the real batch of feature matching,
+    the one D saw). The per-step scale s_t is in the arrays (``instance_noise_scale``).
+    """
+
+    x_d: bool
+    z_d: bool
+    fake_d: bool
+    fake_g: bool
+    x_g: bool
+
+
+def noise_routing(config: ExperimentConfig) -> NoiseRouting:
+    """Target "d_inputs": everything D sees in either update (x, G(z), G(z'); feature matching's real
+    batch too). Target "z" (post 000's code): x and z in D's update only. No instance noise: nothing."""
+    on = bool(config.instance_noise)
+    on_z = on and config.noise_target == "z"
+    on_d = on and not on_z
+    return NoiseRouting(x_d=on, z_d=on_z, fake_d=on_d, fake_g=on_d, x_g=on_d)
+
+
+def with_noise(a, noise, routed: bool):
+    """a + noise where the routing puts noise on a, else a itself (a tensor of any framework)."""
+    return a + noise if routed else a
 
 
 def training_chunks(config: ExperimentConfig, max_chunk: int = DEFAULT_CHUNK) -> Iterator[Chunk]:
@@ -78,9 +109,9 @@ def training_chunks(config: ExperimentConfig, max_chunk: int = DEFAULT_CHUNK) ->
         n = min(length, total - start)
         arrays = []
         for k, draw in enumerate((
-            lambda r: real_batches(r, n, b),
-            lambda r: stratified_noise(r, n, b, NOISE_RANGE),
-            lambda r: stratified_noise(r, n, b, NOISE_RANGE),
+            lambda r, n=n: real_batches(r, n, b),
+            lambda r, n=n: stratified_noise(r, n, b, NOISE_RANGE),
+            lambda r, n=n: stratified_noise(r, n, b, NOISE_RANGE),
         )):
             a = np.zeros((length, len(rngs), b), dtype=config.dtype)
             a[:n] = np.stack([draw(r[k]) for r in rngs], axis=1)
@@ -91,7 +122,8 @@ def training_chunks(config: ExperimentConfig, max_chunk: int = DEFAULT_CHUNK) ->
         if scale is not None:
             noise[:n] = np.stack([instance_noise(r, scale[start:start + n], b, config.noise_target)
                                   for r in noise_rngs], axis=1)
-        yield Chunk(start, n, *arrays, lr_d=lr_chunk, lr_g=lr_chunk.copy(),
+        x, z_d, z_g = arrays
+        yield Chunk(start, n, x, z_d, z_g, lr_d=lr_chunk, lr_g=lr_chunk.copy(),
                     noise_real=np.ascontiguousarray(noise[:, :, 0]), noise_fake_d=np.ascontiguousarray(noise[:, :, 1]),
                     noise_fake_g=np.ascontiguousarray(noise[:, :, 2]))
 
@@ -116,7 +148,7 @@ def pretraining(config: ExperimentConfig) -> Pretraining:
 
 @dataclass(frozen=True)
 class EvaluationInputs:
-    """What the trained networks are evaluated on (PROTOCOLS.md; issue 2, item 3).
+    """What the trained networks are evaluated on (docs/conventions.md#evaluation-inputs).
 
     z_grid: G's input linspace(-R, R, 10000), as the reference plots, shape (S, N).
     z_uniform: 10,000 fresh U(-R, R) draws per seed, shape (S, N).

@@ -1,8 +1,11 @@
 """Run a grid of experiments, resumably: ``ganrepro sweep``.
 
 A grid (``grids.py``) is variants x frameworks x seeds. Variants with equal configs share a
-*cell* (slug, framework); each cell's seeds are trained as stacks (a seed's result does not
-depend on the stack it is in, so resuming with a smaller stack gives the same bytes).
+*cell* (slug, framework; ``ganrepro.cells.plan``, the mapping the report reads too); each
+cell's seeds are trained as stacks (a seed's result does not depend on the stack it is in, so
+resuming with a smaller stack gives the same bytes). Progress: a tqdm bar on stderr
+(``ganrepro.progress``); the command line (``ganrepro.cli.sweep``) prints the summary line.
+This module imports nothing of ``ganrepro.report``.
 
 Storage is the store of ``ganrepro.store`` (its docstring states the contract: layout, content
 hashes, lock, quarantine), written by ``records.save_runs``: one folder per seed, written
@@ -44,18 +47,20 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
 
 from . import records as rec
 from . import store
+from .cells import Cell, manifest, plan
 from .config import ExperimentConfig
 from .errors import EnvironmentFault, UsageError
 from .files import TMP_MARK, write_text_atomic
 from .grids import Grid
 from .lock import runs_lock
+from .progress import advance, runs_bar
 from .store import remove_stale  # noqa: F401 (part of this module's interface)
 
 EXECUTORS = ("local", "ray")
@@ -70,20 +75,7 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# ---- the plan ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Cell:
-    """One stored cell: a config (with the grid's seeds) in one framework, and the variants naming it."""
-
-    config: ExperimentConfig
-    framework: str
-    variants: tuple[str, ...]
-
-    @property
-    def slug(self) -> str:
-        return self.config.slug
-
-
+# ---- tasks ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Task:
     """A stack of a cell's seeds to train and score in one call."""
@@ -106,38 +98,11 @@ class Task:
         return fixed + steps * (per_step + per_seed_step * self.runs) + 0.05 * self.runs
 
 
-def plan(grid: Grid) -> list[Cell]:
-    """The grid's cells, one per distinct (config, framework), in the grid's variant order."""
-    cells: dict[tuple[str, str], Cell] = {}
-    for variant in grid.variants:
-        config = grid.config(variant)
-        for framework in grid.frameworks:
-            key = (config.slug, framework)
-            if key in cells:
-                old = cells[key]
-                if old.config != config:
-                    raise AssertionError(f"two configs share the slug {config.slug!r}: {old.variants[0]}, {variant}")
-                cells[key] = Cell(old.config, framework, old.variants + (variant,))
-            else:
-                cells[key] = Cell(config, framework, (variant,))
-    return list(cells.values())
-
-
 def tasks_for(cell: Cell, seeds: Iterable[int], max_stack: int) -> list[Task]:
     """The pending ``seeds`` of ``cell`` in stacks of at most ``max_stack``."""
     seeds = sorted(seeds)
     return [Task(cell.config.with_seeds(seeds[i:i + max_stack]), cell.framework)
             for i in range(0, len(seeds), max_stack)]
-
-
-def manifest(grid: Grid, cells: list[Cell]) -> dict:
-    """What the report needs to map variants onto stored cells."""
-    slugs = {}
-    for cell in cells:
-        for variant in cell.variants:
-            slugs[variant] = cell.slug
-    return {"grid": grid.name, "description": grid.description, "frameworks": list(grid.frameworks),
-            "seeds": list(grid.seeds), "variants": {v: slugs[v] for v in grid.variants}}
 
 
 # ---- running one task (in a worker) -----------------------------------------------------------
@@ -233,7 +198,7 @@ class LocalExecutor:
 class RayExecutor:
     """Tasks as Ray tasks of one CPU each, on ``address`` or on a local Ray instance of ``jobs`` CPUs."""
 
-    def __init__(self, jobs: int, address: Optional[str] = None):
+    def __init__(self, jobs: int, address: str | None = None):
         self.jobs, self.address = jobs, address
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, object]]:
@@ -269,57 +234,9 @@ def check_executor(name: str) -> None:
                              "install it with: pip install 'ganrepro[ray]'")
 
 
-def make_executor(name: str, jobs: int, address: Optional[str] = None):
+def make_executor(name: str, jobs: int, address: str | None = None):
     check_executor(name)
     return RayExecutor(jobs, address) if name == "ray" else LocalExecutor(jobs)
-
-
-# ---- progress ---------------------------------------------------------------------------------
-class SweepProgress:
-    """``runs done/total, to go, elapsed, ETA`` on stderr: in place on a terminal, else a line per task."""
-
-    def __init__(self, label: str, total_runs: int, total_cost: float, stream=None):
-        self.label, self.total_runs, self.total_cost = label, total_runs, max(total_cost, 1e-9)
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = time.perf_counter()
-        self.runs = 0
-        self.cost = 0.0
-
-    @staticmethod
-    def clock(seconds: float) -> str:
-        seconds = int(round(seconds))
-        return f"{seconds // 60}:{seconds % 60:02d}"
-
-    def line(self) -> str:
-        elapsed = time.perf_counter() - self.t0
-        width = 24
-        filled = int(width * self.runs / self.total_runs) if self.total_runs else width
-        bar = "#" * filled + "." * (width - filled)
-        eta = "--:--"
-        if self.cost > 0 and self.runs < self.total_runs:
-            eta = self.clock(elapsed * (self.total_cost - self.cost) / self.cost)
-        elif self.runs >= self.total_runs:
-            eta = "0:00"
-        return (f"{self.label} [{bar}] {self.runs}/{self.total_runs} runs, {self.total_runs - self.runs} to go, "
-                f"{self.clock(elapsed)} elapsed, ETA {eta}")
-
-    def advance(self, task: Task) -> None:
-        self.runs += task.runs
-        self.cost += task.cost
-        self.emit(self.line())
-
-    def emit(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # ---- the sweep --------------------------------------------------------------------------------
@@ -366,13 +283,12 @@ def probe_writable(folder: Path) -> None:
     os.rmdir(tempfile.mkdtemp(prefix=f".probe{TMP_MARK}", dir=folder))
 
 
-def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32,
-          progress: Optional[Callable[[str, int, float], SweepProgress]] = None,
-          say: Optional[Callable[[str], None]] = None) -> SweepSummary:
+def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32, progress: bool = False,
+          say: Callable[[str], None] | None = None) -> SweepSummary:
     """Train every seed of ``grid`` without a trusted run under ``root`` and store it; return a summary.
 
     ``executor``: a ``LocalExecutor``/``RayExecutor`` (default: local on all cores).
-    ``progress(label, total_runs, total_cost)`` makes a :class:`SweepProgress` (None: silent).
+    ``progress``: a bar of the runs done on stderr (``ganrepro.progress.runs_bar``, tqdm); False: silent.
     ``say(line)`` is told each run moved to quarantine and each unknown entry (default: a line
     ``ganrepro sweep: ...`` on stderr). Steps and faults: see the module docstring.
     """
@@ -412,7 +328,7 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32,
             tasks.extend(tasks_for(cell, pending, max_stack))
         tasks.sort(key=lambda t: -t.cost)  # longest first: the workers finish together
         total = sum(t.runs for t in tasks)
-        bar = progress(f"sweep {grid.name}", total, sum(t.cost for t in tasks)) if progress and tasks else None
+        bar = runs_bar(f"sweep {grid.name}", total) if progress and tasks else None
         statuses: dict[str, int] = {}
         results = None
         try:
@@ -423,9 +339,9 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32,
                 for r in records:
                     statuses[r["status"]] = statuses.get(r["status"], 0) + 1
                 if bar:
-                    bar.advance(task)
+                    advance(bar, task.runs)
         finally:
-            if hasattr(results, "close"):
+            if results is not None and hasattr(results, "close"):
                 results.close()  # stops the workers at once if the loop ended early
             if bar:
                 bar.close()

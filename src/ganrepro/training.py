@@ -6,8 +6,8 @@ twin of the chosen framework, and collects NumPy results. Nothing here imports a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class TrainingOutput:
     samples_grid: G(linspace(-8, 8, 10000)), (S, 10000). samples_uniform: G(U(-8, 8) draws).
     boundary_x: the grid D is evaluated on (10000,); boundary: D on it, (S, 10000).
     curve_steps: the recorded steps (every ``curve_interval`` steps and the last one);
-    curves: (len(curve_steps), S, 6) in the order of ``CURVES``.
+    curves: (len(curve_steps), S, len(CURVES)) in the order of ``CURVES``.
     timings: seconds spent in pretraining, training and evaluation.
     """
 
@@ -68,9 +68,9 @@ def in_seed_groups(fn, config: ExperimentConfig, weights: dict, x: np.ndarray, g
     return np.concatenate(parts)
 
 
-def train(config: ExperimentConfig, framework: str, *, progress: Optional[Callable[[int, int], None]] = None,
-          max_chunk: int = DEFAULT_CHUNK, init: Optional[dict] = None,
-          on_chunk: Optional[Callable[[int, dict], None]] = None) -> TrainingOutput:
+def train(config: ExperimentConfig, framework: str, *, progress: Callable[[int, int], None] | None = None,
+          max_chunk: int = DEFAULT_CHUNK, init: dict | None = None,
+          on_chunk: Callable[[int, dict], None] | None = None) -> TrainingOutput:
     """Train ``config.seeds`` as one stack in ``framework``; ``progress(done, total)`` after each chunk.
 
     ``on_chunk(done, weights)`` (optional) is called after each chunk of at most ``max_chunk``

@@ -1,4 +1,4 @@
-"""Initial weights, drawn with NumPy in a fixed parameter order (PROTOCOLS.md sections 2 and 9).
+"""Initial weights, drawn with NumPy in a fixed parameter order (docs/networks.md#initial-weights).
 
 ``linear(in, out, std)``: W ~ N(0, std^2) of shape (in, out), b = 0 of shape (out,). A stack of S
 seeds gives every parameter a leading seed axis: W (S, in, out), b (S, out).

@@ -4,9 +4,11 @@
     stats.py      interquartile mean, bootstrap intervals, probability of improvement, effect sizes
     tables.py     the pandas tables of the report
     figures.py    the figures (deterministic PNG bytes)
-    animation.py  the training animation of one run (GIF)
+    animation.py  the training animation of one run: draws recorded frames into a GIF
     build.py      everything above into reports/<grid>/ (Markdown, CSV, PNG, HTML)
 
-Framework-free: nothing here imports torch or tensorflow (``animation`` trains a run, through
-``ganrepro.training``, which imports the chosen framework only when it starts).
+Framework-free, and below the commands: nothing here imports torch or tensorflow, trains
+(``ganrepro.animate`` trains the animated run and hands its frames to ``animation.write_gif``),
+or imports the sweep (the grid's stored cells come from ``ganrepro.cells``). Shared display
+names: ``ganrepro.labels``. ``tests/test_layers.py`` checks these directions.
 """

@@ -15,31 +15,33 @@ complete in a temporary sibling (``.<name>.tmp-*``) and swapped in, so an interr
 the previous report whole; the next build into the same folder removes such a leftover sibling.
 The folder carries ``.ganrepro-output.json`` (``ganrepro.outdirs``): the command line replaces
 only a folder that holds it (or an empty one).
+
+Which stored cells hold the grid's runs comes from ``ganrepro.cells.plan`` (not from the sweep,
+which this package never imports); display names from ``ganrepro.labels``; "same experiment
+as" from ``ganrepro.variant_groups``.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import pandas as pd
 
 from .. import outdirs
+from ..cells import plan
 from ..config import format_seeds
 from ..errors import UsageError
 from ..files import folder_atomic, write_text_atomic
 from ..grids import Grid, comparisons
+from ..labels import METRIC_TITLES, framework_label
 from ..metrics import PUBLISHED_FLOOR, perfect_generator_floor
-from ..sweep import plan
+from ..variant_groups import same_as as same_config_groups
 from ..variants import VARIANTS
 from . import document as doc
 from . import tables
 from .runs import METRIC_NAMES, load_cell, stored_run  # noqa: F401 (load_cell: kept for callers)
-
-METRIC_TITLES = {"ks": "KS statistic (lower is better)", "w1": "Wasserstein-1 (lower is better)",
-                 "kde_ll": "KDE log-likelihood, nats (higher is better)"}
-FRAMEWORK_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
 
 
 class IncompleteRunsError(UsageError):
@@ -54,7 +56,7 @@ class Loaded:
     same_as: dict  # variant -> other variants of the same stored cell
 
 
-def load_grid(grid: Grid, root, say: Optional[Callable[[str], None]] = None) -> Loaded:
+def load_grid(grid: Grid, root, say: Callable[[str], None] | None = None) -> Loaded:
     """Every stored run of ``grid`` under ``root``, verified (``store.verify_run``).
 
     ``IncompleteRunsError`` naming the first run that cannot be trusted (its file, the reason,
@@ -63,7 +65,7 @@ def load_grid(grid: Grid, root, say: Optional[Callable[[str], None]] = None) -> 
     """
     from ..store import cell_config, scan_cell, unknown_in_slug
 
-    cells, slugs, same_as, missing = {}, {}, {}, []
+    cells, slugs, missing = {}, {}, []
     fix = f"run 'ganrepro sweep --grid {grid.name} --runs {root}' to move it aside and train it again"
     unknown = []
     for cell in plan(grid):
@@ -80,7 +82,6 @@ def load_grid(grid: Grid, root, say: Optional[Callable[[str], None]] = None) -> 
         for variant in cell.variants:
             cells[(variant, cell.framework)] = runs
             slugs[variant] = cell.slug
-            same_as[variant] = [v for v in cell.variants if v != variant]
     for path in unknown:
         (say or (lambda text: None))(f"ignoring {str(path)!r}: not a run folder (runs are named seed-<k>)")
     if missing:
@@ -89,7 +90,9 @@ def load_grid(grid: Grid, root, say: Optional[Callable[[str], None]] = None) -> 
                                   f"run 'ganrepro sweep --grid {grid.name} --runs {root}' first (it resumes)")
     order = {(v, f): i for i, (v, f) in enumerate((v, f) for v in grid.variants for f in grid.frameworks)}
     cells = dict(sorted(cells.items(), key=lambda kv: order[kv[0]]))
-    return Loaded(grid, cells, slugs, same_as)
+    # Variants of one stored cell are those with equal configs (cells.plan): the rule of
+    # ``ganrepro variants``' "same experiment as", here at the grid's overrides and seeds.
+    return Loaded(grid, cells, slugs, same_config_groups(grid.variants, grid.config))
 
 
 def versions_line(loaded: Loaded) -> str:
@@ -115,7 +118,7 @@ def make_figures(loaded: Loaded, runs_df: pd.DataFrame, paired: pd.DataFrame, fl
     from . import figures
 
     (folder / "figures").mkdir(parents=True, exist_ok=True)
-    paths = {}
+    paths: dict = {}
     for m in METRIC_NAMES:
         path = f"figures/distribution-{m}.png"
         figures.save_png(figures.metric_distributions_figure(runs_df, m, floor=floor[m]), folder / path)
@@ -132,7 +135,7 @@ def make_figures(loaded: Loaded, runs_df: pd.DataFrame, paired: pd.DataFrame, fl
         picked = {}
         for f, runs in by_fw.items():
             for label, run in figures.representative_runs(runs, metric="ks").items():
-                picked[f"{FRAMEWORK_NAMES.get(f, f)}, {label} KS"] = run
+                picked[f"{framework_label(f)}, {label} KS"] = run
         names = " = ".join([variant] + loaded.same_as[variant])
         figures.save_png(figures.density_figure(picked, f"{names}: real and generated density, D(x)"),
                          folder / figure_name(slug, "density"))
@@ -144,8 +147,10 @@ def make_figures(loaded: Loaded, runs_df: pd.DataFrame, paired: pd.DataFrame, fl
 # ---- the document -----------------------------------------------------------------------------
 def _with_ci(df, m, prefix="") -> pd.DataFrame:
     out = df.copy()
-    out[f"{m}_iqr"] = [f"[{tables.fmt(a)}, {tables.fmt(b)}]" for a, b in zip(out[f"{m}_q1"], out[f"{m}_q3"])]
-    out[f"{m}_ci"] = [f"[{tables.fmt(a)}, {tables.fmt(b)}]" for a, b in zip(out[f"{m}_iqm_lo"], out[f"{m}_iqm_hi"])]
+    out[f"{m}_iqr"] = [f"[{tables.fmt(a)}, {tables.fmt(b)}]"
+                       for a, b in zip(out[f"{m}_q1"], out[f"{m}_q3"], strict=True)]
+    out[f"{m}_ci"] = [f"[{tables.fmt(a)}, {tables.fmt(b)}]"
+                      for a, b in zip(out[f"{m}_iqm_lo"], out[f"{m}_iqm_hi"], strict=True)]
     return out
 
 
@@ -160,7 +165,7 @@ def comparison_view(comp: pd.DataFrame, signs: pd.DataFrame, metric: str, framew
     for (technique, baseline), group in sub.groupby(["technique", "baseline"], sort=False):
         row = {"technique": technique, "baseline": baseline}
         for _, r in group.iterrows():
-            name = FRAMEWORK_NAMES.get(r["framework"], r["framework"])
+            name = framework_label(r["framework"])
             row[f"P {name}"] = f"{tables.fmt(r['p_improve'], 3)} {_interval(r['p_lo'], r['p_hi'])}"
             row[f"delta {name}"] = f"{tables.fmt(r['cliffs_delta'], 3)} ({r['effect']})"
             row[f"d {name}"] = r["cohens_d"]
@@ -172,7 +177,7 @@ def comparison_view(comp: pd.DataFrame, signs: pd.DataFrame, metric: str, framew
 
 def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
     grid = loaded.grid
-    fw_names = [FRAMEWORK_NAMES.get(f, f) for f in grid.frameworks]
+    fw_names = [framework_label(f) for f in grid.frameworks]
     n_cells = len(plan(grid))
     B: list = [doc.Heading(1, f"Report: grid `{grid.name}`")]
     B.append(doc.Paragraph(
@@ -235,7 +240,7 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
 
     if len(grid.frameworks) == 2 and not t["pairing"].empty:
         a, b = grid.frameworks
-        B.append(doc.Heading(2, f"{FRAMEWORK_NAMES.get(b, b)} vs {FRAMEWORK_NAMES.get(a, a)}, seed by seed"))
+        B.append(doc.Heading(2, f"{framework_label(b)} vs {framework_label(a)}, seed by seed"))
         B.append(doc.Paragraph(
             f"The same seed is the same experiment in both frameworks (same initial weights, batches and noise). "
             f"Paired difference = {b} - {a} per seed. Trajectories of a GAN amplify last-bit differences "
@@ -251,7 +256,7 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
 
     B.append(doc.Heading(2, "Variants"))
     B.append(doc.Paragraph("Densities: the target N(4, 0.5^2), the generated density and D(x), for the best, "
-                           "median and worst seed by KS in each framework, as in the seed posts. Curves: seed "
+                           "median and worst seed by KS in each framework, as in the source posts. Curves: post "
                            "004's diagnostics, median and interquartile band over seeds."))
     shown = set()
     for variant in grid.variants:
@@ -283,7 +288,7 @@ def verdicts(comp: pd.DataFrame, frameworks, metric: str = "ks") -> pd.DataFrame
         words = []
         for _, r in group.iterrows():
             verdict = "helps" if r["p_lo"] > 0.5 else "hurts" if r["p_hi"] < 0.5 else "no resolved effect"
-            words.append(f"{FRAMEWORK_NAMES.get(r['framework'], r['framework'])} {verdict} "
+            words.append(f"{framework_label(r['framework'])} {verdict} "
                          f"(P = {tables.fmt(r['p_improve'], 3)})")
         rows.append({"technique": technique, "baseline": baseline, "verdict": "; ".join(words)})
     return pd.DataFrame(rows, columns=["technique", "baseline", "verdict"])
@@ -309,7 +314,7 @@ def compute_tables(loaded: Loaded) -> tuple[dict, dict]:
 
 
 def build_report(grid: Grid, runs_root, out, *, html: bool = True,
-                 say: Optional[Callable[[str], None]] = None) -> Path:
+                 say: Callable[[str], None] | None = None) -> Path:
     """Write the report of ``grid`` from the runs under ``runs_root`` to the folder ``out``."""
     say = say or (lambda text: None)
     out = Path(out)

@@ -1,7 +1,7 @@
 """The report's figures, rendered to deterministic PNG bytes.
 
-    density_figure               real density, generated density and D(x) of representative runs (seed 003)
-    curves_figure                the diagnostics loss/G, loss/real, loss/fake, norms/G, norms/D (seed 004)
+    density_figure               real density, generated density and D(x) of representative runs (post 003)
+    curves_figure                the diagnostics loss/G, loss/real, loss/fake, norms/G, norms/D (post 004)
     metric_distributions_figure  one metric over seeds, per variant and framework (box + strip plot)
     framework_scatter_figure     per-seed metrics, TensorFlow against PyTorch
 
@@ -34,6 +34,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib import style
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -42,6 +43,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from ..files import write_bytes_atomic
 from ..impls.interface import CURVES
+from ..labels import FRAMEWORK_LABELS, METRIC_LABELS, framework_label  # noqa: F401 (FRAMEWORK_LABELS: interface)
 from ..metrics import MU, SIGMA, target_pdf
 from .runs import LOWER_IS_BETTER, METRIC_NAMES, StoredRun
 
@@ -74,7 +76,6 @@ RC = {
 
 FRAMEWORK_ORDER = ("torch", "tf")
 FRAMEWORK_COLORS = {"torch": "#1f77b4", "tf": "#ff7f0e"}
-FRAMEWORK_LABELS = {"torch": "PyTorch", "tf": "TensorFlow"}
 FRAMEWORK_LINESTYLES = {"torch": "-", "tf": "--"}
 _EXTRA_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -83,7 +84,7 @@ GENERATED_COLOR = "#2ca02c"
 BOUNDARY_COLOR = "#d62728"
 
 DIAGNOSTICS = ("loss/G", "loss/real", "loss/fake", "norms/G", "norms/D")
-"""The curves of seed 004's training diagnostics that :func:`curves_figure` draws (a subset of CURVES)."""
+"""The curves of post 004's training diagnostics that :func:`curves_figure` draws (a subset of CURVES)."""
 
 DIAGNOSTIC_LABELS = {
     "loss/G": "loss/G = mean -log D(G(z))",
@@ -91,12 +92,6 @@ DIAGNOSTIC_LABELS = {
     "loss/fake": "loss/fake = mean -log(1 - D(G(z)))",
     "norms/G": "norms/G = ||dL_G / d theta_G||",
     "norms/D": "norms/D = ||dL_G / d G(z)||",
-}
-
-METRIC_LABELS = {
-    "ks": "KS statistic (lower is better)",
-    "w1": "Wasserstein-1 to N(4, 0.5) (lower is better)",
-    "kde_ll": "KDE log-likelihood (higher is better)",
 }
 
 LOG_SCALE_METRICS = ("ks", "w1")
@@ -163,10 +158,6 @@ def framework_color(framework: str) -> str:
     if framework in FRAMEWORK_COLORS:
         return FRAMEWORK_COLORS[framework]
     return _EXTRA_COLORS[sum(map(ord, framework)) % len(_EXTRA_COLORS)]
-
-
-def framework_label(framework: str) -> str:
-    return FRAMEWORK_LABELS.get(framework, framework)
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -328,7 +319,7 @@ def density_notes(heights, n_finite: int, outside: float, ytop: float, boundary_
 
 def density_figure(runs_by_label: dict, title: str) -> Figure:
     """One panel per representative run (in the dict's order, DENSITY_COLUMNS per row: e.g. best,
-    median, worst of PyTorch, then of TensorFlow), as in seed 003:
+    median, worst of PyTorch, then of TensorFlow), as in post 003:
     the real density N(4, 0.5) (black), the generated density (green histogram of G on the 10,000
     U(-8, 8) draws that were scored) and D's decision boundary D(x) on a [0, 1] twin axis (red);
     the panel title names the run's seed, framework, status and metrics. All panels share one x
@@ -348,7 +339,7 @@ def density_figure(runs_by_label: dict, title: str) -> Figure:
         fig = Figure(figsize=(4.3 * ncols, 0.6 + 3.4 * nrows), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
         handles = []
-        for ax, label in zip(axes, labels):
+        for ax, label in zip(axes, labels, strict=False):  # a partial last row has spare panels
             handles = _density_panel(ax, label, runs_by_label[label], data[label], hists[label], lo, hi, ytop)
         for ax in axes[len(labels):]:
             ax.set_visible(False)
@@ -400,7 +391,7 @@ def _curve_panel(ax, name: str, series: dict) -> None:
 
 
 def curves_figure(runs_by_framework: dict, title: str) -> Figure:
-    """Seed 004's diagnostics against the training step, one panel each: loss/G, loss/real,
+    """Post 004's diagnostics against the training step, one panel each: loss/G, loss/real,
     loss/fake, norms/G, norms/D. Per framework (PyTorch blue, TensorFlow orange) the median over
     its seeds (line; TensorFlow dashed, so that agreeing frameworks stay visible) and the 25-75 %
     band; NaN values are ignored, infinite ones ranked (a quartile that is infinite leaves a gap).
@@ -413,7 +404,7 @@ def curves_figure(runs_by_framework: dict, title: str) -> Figure:
         curves = {f: stack_curves(sorted(runs_by_framework[f], key=lambda r: r.seed)) for f in frameworks}
         fig = Figure(figsize=(12.0, 6.6), layout="constrained")
         axes = fig.subplots(2, 3).reshape(-1)
-        for ax, name in zip(axes, DIAGNOSTICS):
+        for ax, name in zip(axes, DIAGNOSTICS, strict=False):  # the sixth panel is the legend
             series = {f: (curves[f][0], quartiles(curves[f][1][name])) for f in frameworks if name in curves[f][1]}
             _curve_panel(ax, name, series)
         _curves_legend(axes[-1], frameworks, curves, runs_by_framework)
@@ -423,7 +414,7 @@ def curves_figure(runs_by_framework: dict, title: str) -> Figure:
 
 def _curves_legend(ax, frameworks, curves, runs_by_framework) -> None:
     """The last panel: one entry per framework (seeds, and how many have non-finite values)."""
-    handles = []
+    handles: list[Artist] = []
     for f in frameworks:
         n = len(runs_by_framework[f])
         bad = sum(1 for i in range(n) if not all(np.isfinite(v[i]).all() for v in curves[f][1].values()))
@@ -521,8 +512,8 @@ def _distribution_axes(ax, df, metric: str, variants, floor) -> None:
 
 
 def _distribution_legend(fig, frameworks, floor) -> None:
-    handles = [Patch(facecolor=framework_color(f), alpha=0.4, edgecolor=framework_color(f), label=framework_label(f))
-               for f in frameworks]
+    handles: list[Artist] = [Patch(facecolor=framework_color(f), alpha=0.4, edgecolor=framework_color(f),
+                                   label=framework_label(f)) for f in frameworks]
     handles.append(Line2D([], [], ls="none", marker="o", color="0.3", markersize=4, label="seed (ok)"))
     handles.append(Line2D([], [], ls="none", marker="v", markerfacecolor="none", color="0.3", markersize=4,
                           label="seed (collapsed)"))
@@ -539,7 +530,7 @@ AGREE_RTOL = 1e-3
 def _variant_colors(variants) -> dict:
     from matplotlib import colormaps
 
-    tab20 = colormaps["tab20"].colors
+    tab20 = colormaps["tab20"].colors  # type: ignore[attr-defined]  # tab20 is a ListedColormap
     palette = tab20[0::2] + tab20[1::2]  # the ten strong colours first, then their light partners
     return {v: palette[i % len(palette)] for i, v in enumerate(variants)}
 
@@ -605,7 +596,7 @@ def framework_scatter_figure(paired, metrics=METRIC_NAMES, title: str | None = N
     with figure_style():
         fig = Figure(figsize=(4.3 * len(metrics) + 2.6, 4.8), layout="constrained")
         axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-        for ax, metric in zip(axes, metrics):
+        for ax, metric in zip(axes, metrics, strict=True):
             _scatter_panel(ax, paired, metric, colors)
         handles = [Line2D([], [], ls="none", marker="o", markersize=5, color=colors[v], label=v) for v in variants]
         fig.legend(handles=handles, loc="outside right upper", frameon=False, fontsize=7, title="variant")

@@ -134,7 +134,7 @@ def probability_of_improvement_interval(technique, baseline, *, lower_is_better:
     rng = _rng()
     ia = rng.integers(0, a.size, size=(resamples, a.size))
     ib = rng.integers(0, b.size, size=(resamples, b.size))
-    values = np.array([_prob_greater(a[i], b[j]) for i, j in zip(ia, ib)])
+    values = np.array([_prob_greater(a[i], b[j]) for i, j in zip(ia, ib, strict=True)])
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
     return float(lo), float(hi)

@@ -117,7 +117,7 @@ def pairing_table(runs: pd.DataFrame, a: str = "torch", b: str = "tf") -> pd.Dat
             diff = vb - va
             ok = np.isfinite(diff)
             better = -diff[ok] if LOWER_IS_BETTER[m] else diff[ok]
-            rows.append({"variant": variant, "metric": m, "pairs": int(len(group)), "pairs_with_value": int(ok.sum()),
+            rows.append({"variant": variant, "metric": m, "pairs": len(group), "pairs_with_value": int(ok.sum()),
                          f"median_{a}": stats.quartiles(va)[1], f"median_{b}": stats.quartiles(vb)[1],
                          "median_paired_diff": float(np.median(diff[ok])) if ok.any() else math.nan,
                          "max_abs_paired_diff": float(np.max(np.abs(diff[ok]))) if ok.any() else math.nan,
@@ -130,7 +130,7 @@ def sign_table(comparisons: pd.DataFrame, a: str = "torch", b: str = "tf") -> pd
     """Per technique and metric: the effect's sign in each framework (+1 the technique helps,
     -1 it hurts, 0 exactly no difference: P(improvement) = 0.5), and whether they agree; also
     whether each framework's 95% interval excludes 0.5 (the effect is resolved)."""
-    rows = []
+    rows: list[dict] = []
     if comparisons.empty:
         return pd.DataFrame(rows)
     for (technique, metric), group in comparisons.groupby(["technique", "metric"], sort=False):

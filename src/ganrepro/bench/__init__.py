@@ -1,0 +1,84 @@
+"""``ganrepro bench``: what the minibatch-discrimination layer costs, per framework, formulation,
+batch size, pass and device; written as tables and a plot to ``reports/benchmarks/``.
+
+    cases.py    the cases (``make_case``) and how one is measured (``time_case``, ``peak_memory``,
+                ``matmul_rate``, ``floor_seconds``); shared with ``benchmarks/test_bench_minibatch.py``
+    workers.py  one framework on one device in fresh worker processes pinned to one core
+                (``measure``: the timings and the peak memory of every case)
+    tables.py   the table, its Markdown, the log-log plot, and the files (``write_tables``)
+
+The method (timing, peak memory, arithmetic floor) is stated once, in :data:`tables.METHOD`,
+which heads the written ``README.md``. The command line (validation, progress, output) is
+``ganrepro.cli.bench``; this package has no entry point of its own. Importing it loads no
+framework.
+"""
+from __future__ import annotations
+
+from .cases import (
+                    DEFAULT_BATCH_SIZES,
+                    DEFAULT_OUT,
+                    DEVICES,
+                    DIMS,
+                    FORMULATIONS,
+                    FRAMEWORKS,
+                    KERNELS,
+                    LARGE_BATCH,
+                    MAX_BENCH_BATCH,
+                    PASSES,
+                    QUICK_BATCH_SIZES,
+                    SELF_TERM,
+                    Case,
+                    compiled_with,
+                    cuda_available,
+                    device_name,
+                    estimated_bytes,
+                    fits,
+                    floor_seconds,
+                    free_bytes,
+                    inputs,
+                    make_case,
+                    matmul_rate,
+                    peak_memory,
+                    time_case,
+)
+from .tables import COLUMNS, METHOD, markdown, plot, plot_bytes, table, write_tables
+from .workers import measure, run_worker, tf_sees_gpu, worker
+
+__all__ = [
+                    "COLUMNS",
+                    "DEFAULT_BATCH_SIZES",
+                    "DEFAULT_OUT",
+                    "DEVICES",
+                    "DIMS",
+                    "FORMULATIONS",
+                    "FRAMEWORKS",
+                    "KERNELS",
+                    "LARGE_BATCH",
+                    "MAX_BENCH_BATCH",
+                    "METHOD",
+                    "PASSES",
+                    "QUICK_BATCH_SIZES",
+                    "SELF_TERM",
+                    "Case",
+                    "compiled_with",
+                    "cuda_available",
+                    "device_name",
+                    "estimated_bytes",
+                    "fits",
+                    "floor_seconds",
+                    "free_bytes",
+                    "inputs",
+                    "make_case",
+                    "markdown",
+                    "matmul_rate",
+                    "measure",
+                    "peak_memory",
+                    "plot",
+                    "plot_bytes",
+                    "run_worker",
+                    "table",
+                    "tf_sees_gpu",
+                    "time_case",
+                    "worker",
+                    "write_tables",
+]

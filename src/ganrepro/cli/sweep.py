@@ -1,0 +1,54 @@
+"""``ganrepro sweep``: check the grid, the frameworks, the executor and --runs, then run the sweep
+(``ganrepro.sweep``) with a progress bar on stderr (none with --quiet) and print one summary line.
+
+Loads no framework (the workers do).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import impls
+from ..errors import EnvironmentFault, UsageError
+from ..grids import get_grid
+from .common import PROG, check_out_flag, one_line
+
+
+def validate(args: argparse.Namespace):
+    """(grid, runs folder, executor, jobs): everything checked before any training."""
+    from .. import sweep as sw
+
+    grid = get_grid(args.grid)
+    for framework in grid.frameworks:
+        impls.check_framework(framework)
+    sw.check_executor(args.executor)
+    if args.ray_address is not None and args.executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+    runs = check_out_flag(args.runs, "--runs")
+    jobs = args.jobs or sw.default_jobs()
+    return grid, runs, sw.make_executor(args.executor, jobs, args.ray_address), jobs
+
+
+def execute(args: argparse.Namespace, grid, runs: Path, executor, jobs: int) -> int:
+    from .. import sweep as sw
+
+    if not args.quiet:
+        print(f"{PROG} sweep: {grid.describe()}; runs under {runs}; {args.executor} executor, {jobs} worker(s)",
+              file=sys.stderr)
+    try:
+        summary = sw.sweep(grid, runs, executor=executor, max_stack=args.max_stack, progress=not args.quiet)
+    except (UsageError, EnvironmentFault) as exc:  # locked, unusable --runs, full disk, read-only folder
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    print(summary_line(summary, runs))
+    return 0
+
+
+def summary_line(summary, runs: Path) -> str:
+    """The sweep's last line, on stdout: what was trained, what was already stored, where."""
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "none"
+    moved = f", {len(summary.quarantined)} moved to quarantine" if summary.quarantined else ""
+    return (f"{PROG} sweep {summary.grid}: {summary.runs_done} run(s) trained ({statuses}), {summary.runs_skipped} "
+            f"already stored{moved}, {summary.runs_total} in the grid ({summary.cells} cells); "
+            f"{summary.seconds:.0f} s; runs under {runs}")

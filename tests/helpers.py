@@ -1,0 +1,39 @@
+"""Helpers shared by several test modules (test modules never import each other).
+
+Importable as ``helpers``: pytest puts this folder on ``sys.path`` when it loads ``tests/conftest.py``
+(the default "prepend" import mode; the folder has no ``__init__.py``), in every xdist worker too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# ---- the agreement ladder's cells (rungs (a) and (b)) -------------------------------------------
+CELLS = {
+    "2016-vanilla": dict(protocol="2016", minibatch=False),
+    "2016-mbd-exp-1": dict(protocol="2016", minibatch=True),
+    "2017-vanilla": dict(protocol="2017", minibatch=False),
+    "2017-mbd-exp0": dict(protocol="2017", minibatch=True),
+    "2017-mbd-exp-1": dict(protocol="2017", minibatch=True, mbd_self_term="exp-1"),
+    "2017-mbd-none": dict(protocol="2017", minibatch=True, mbd_self_term="none"),
+    # the technique switches (docs/techniques.md); each named variant's loss terms appear in one cell at least
+    "2017-saturating": dict(protocol="2017", minibatch=False, g_loss="saturating"),
+    "2016-saturating": dict(protocol="2016", minibatch=False, g_loss="saturating"),
+    "2017-fm-paired_l2": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="paired_l2"),
+    "2017-fm-paired_sq": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="paired_sq"),
+    "2017-fm-mean_sq": dict(protocol="2017", minibatch=False, g_loss="none", feature_matching="mean_sq"),
+    "2017-mbd-ns+fm-paired_l2x0.5": dict(protocol="2017", minibatch=True, feature_matching="paired_l2", fm_weight=0.5),
+    "2017-label-smoothing": dict(protocol="2017", minibatch=False, label_smoothing=0.9),
+    "2016-mbd-label-smoothing": dict(protocol="2016", minibatch=True, label_smoothing=0.8),
+}
+"""name: make_config arguments (``protocol`` and the switches) of each cell the ladder checks."""
+
+# ---- rung (b): TensorFlow vs PyTorch on the same weights and inputs -----------------------------
+TWIN_BOUNDS = {"float64": 1e-13, "float32": 2e-6}
+"""Bounds relative to each quantity's scale (its largest magnitude over the stack; for gradients,
+the largest gradient entry of that player). float64: a few ulps of accumulated rounding;
+float32: eps_32 = 1.2e-7 times the depth of the computation (~10 layers forward and back)."""
+
+
+def player_scale(out: dict, prefix: str) -> float:
+    """The largest magnitude among the entries of ``out`` whose key starts with ``prefix``."""
+    return max(np.max(np.abs(v)) for k, v in out.items() if k.startswith(prefix))
