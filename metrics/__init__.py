@@ -5,7 +5,9 @@ implementations hand their generated samples, as NumPy arrays, to these function
 
 - :mod:`.target`   the target's constants (MU, SIGMA, TARGET_ENTROPY) and CDF/pdf/quantile helpers
 - :mod:`.distance` ks_statistic, wasserstein1 (to the exact target CDF, closed form)
-- :mod:`.kde`      kde_log_likelihood (Parzen window, bandwidth chosen on a validation draw)
+- :mod:`.kde`      kde_log_likelihood (Parzen window, bandwidth chosen on a validation draw); its exact
+                   paths: :mod:`.kde_direct` (pairwise sums), :mod:`.kde_moments` (Taylor moments), and
+                   :mod:`.kde_cost` (which path is cheaper)
 - :mod:`.status`   run_status: "ok" / "collapsed" / "diverged"
 - :mod:`.evaluate` evaluate: everything for one sample array, as a plain dict
 - :mod:`.floor`    perfect_generator_floor and PUBLISHED_FLOOR

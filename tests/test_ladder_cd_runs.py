@@ -49,7 +49,7 @@ def whole_run_cells() -> dict:
 CELLS = whole_run_cells()
 PERTURBATION = {"float64": 1e-15, "float32": 1e-7}
 TRIGGER = {"float64": 1e-11, "float32": 1e-5}
-# float64: the issue's aim, 1e-9 relative. float32: 1e-3 (the trigger sits ~160 ulps above float32's
+# float64: the suite's target, 1e-9 relative. float32: 1e-3 (the trigger sits ~160 ulps above float32's
 # rounding; a lower one ends most float32 horizons within 50 steps). In both, the bound is 100x the trigger:
 # before the horizon the twins' own rounding differences may grow as much as a one-ulp
 # perturbation does, they are injected at every step rather than once, and in a chaotic burst the

@@ -23,7 +23,10 @@ from ganrepro.metrics import (
     TARGET_ENTROPY,
     KDEResult,
     evaluate,
+    kde_cost,
+    kde_direct,
     kde_log_likelihood,
+    kde_moments,
     ks_statistic,
     parzen_log_likelihoods,
     perfect_generator_floor,
@@ -275,7 +278,7 @@ def _kernel_cases():
 
 
 @pytest.mark.parametrize("name", list(_kernel_cases()))
-@pytest.mark.parametrize("chunk", [700, 4096, kde_module.CHUNK_ELEMENTS])
+@pytest.mark.parametrize("chunk", [700, 4096, kde_direct.CHUNK_ELEMENTS])
 def test_kde_chunked_cutoff_path_equals_brute_force(name, chunk):
     s = np.sort(_kernel_cases()[name])
     r = _rng(10)
@@ -312,22 +315,22 @@ def test_kde_auto_picks_moments_for_wide_and_direct_for_narrow_kernels():
     r = _rng(16)
     s = np.sort(r.normal(MU, SIGMA, 10_000))
     t = np.sort(r.normal(MU, SIGMA, 2000))
-    d2 = kde_module._nearest_squared_distance(s, t)
-    cutoff = kde_module.DROP_LOG_MARGIN + math.log(s.size)
-    wide = kde_module._moment_groups(s, t, d2, 0.5, cutoff)
-    narrow = kde_module._moment_groups(s, t, d2, 1 / (2 * DEFAULT_BANDWIDTHS[0] ** 2), cutoff)
-    assert kde_module._moments_are_cheaper(wide) and not kde_module._moments_are_cheaper(narrow)
+    d2 = kde_direct.nearest_squared_distance(s, t)
+    cutoff = kde_direct.DROP_LOG_MARGIN + math.log(s.size)
+    wide = kde_moments.moment_groups(s, t, d2, 0.5, cutoff)
+    narrow = kde_moments.moment_groups(s, t, d2, 1 / (2 * DEFAULT_BANDWIDTHS[0] ** 2), cutoff)
+    assert kde_cost.moments_are_cheaper(wide) and not kde_cost.moments_are_cheaper(narrow)
     assert wide.start.size < 40 and (np.diff(wide.start) > 0).all() and wide.end[-1] == t.size
 
 
 def test_kde_taylor_terms_bound_the_remainder():
     """N(x) terms: x^(N+1)/(N+1)! e^(2x) <= 2^-60, and N - 1 terms would not do (N >= 1)."""
-    for x in (0.0, 1e-12, 1e-4, 0.01, 0.3, 0.77, kde_module.MOMENT_REACH):
-        n = int(kde_module._taylor_terms(np.array([x]))[0])
+    for x in (0.0, 1e-12, 1e-4, 0.01, 0.3, 0.77, kde_moments.MOMENT_REACH):
+        n = int(kde_moments._taylor_terms(np.array([x]))[0])
         assert x ** (n + 1) / math.factorial(n + 1) * math.exp(2 * x) <= 2.0**-60
         if n >= 1:
             assert x**n / math.factorial(n) * math.exp(2 * x) > 2.0**-60
-    assert int(kde_module._taylor_terms(np.array([0.0]))[0]) == 0
+    assert int(kde_moments._taylor_terms(np.array([0.0]))[0]) == 0
 
 
 def test_kde_squaring_equals_fresh_exp():
