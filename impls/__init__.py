@@ -4,6 +4,9 @@
     tf_twin.py      TensorFlow (whole training loop compiled with XLA)
     numpy_ref.py    float64 NumPy reference of every layer, loss and update (for the tests)
 
+The image track's twins (docs/images.md) sit beside them: ``torch_image.py``, ``tf_image.py``
+(interface: ``image_interface.py``), reference ``numpy_image_ref.py``.
+
 Frameworks are imported only when asked for: ``get_backend("tf")`` is the first TensorFlow import.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ import importlib.util
 from types import ModuleType
 
 FRAMEWORKS = {"torch": ("torch", "ganrepro.impls.torch_twin"), "tf": ("tensorflow", "ganrepro.impls.tf_twin")}
+IMAGE_TWINS = {"torch": "ganrepro.impls.torch_image", "tf": "ganrepro.impls.tf_image"}
 
 
 class BackendUnavailable(RuntimeError):
@@ -39,3 +43,9 @@ def get_backend(framework: str) -> ModuleType:
     """The twin module of ``framework`` ("torch" or "tf"), imported on first use."""
     check_framework(framework)
     return importlib.import_module(FRAMEWORKS[framework][1])
+
+
+def get_image_backend(framework: str) -> ModuleType:
+    """The image track's twin module of ``framework`` (``torch_image`` or ``tf_image``), imported on first use."""
+    check_framework(framework)
+    return importlib.import_module(IMAGE_TWINS[framework])

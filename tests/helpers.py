@@ -37,3 +37,28 @@ float32: eps_32 = 1.2e-7 times the depth of the computation (~10 layers forward 
 def player_scale(out: dict, prefix: str) -> float:
     """The largest magnitude among the entries of ``out`` whose key starts with ``prefix``."""
     return max(np.max(np.abs(v)) for k, v in out.items() if k.startswith(prefix))
+
+
+# ---- rungs (c) and (d): whole runs -------------------------------------------------------------
+def curve_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per (step, seed): max over curves of |a - b| / scale, scale = max over steps of |b| per curve
+    and seed (floored at 1e-12). Equal non-finite values count as agreement; any other
+    non-finite difference as infinite disagreement."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        finite_b = np.where(np.isfinite(b), np.abs(b), 0.0)
+        scale = np.maximum(finite_b.max(axis=0, keepdims=True), 1e-12)
+        diff = np.abs(a - b) / scale
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    diff = np.where(same, 0.0, np.where(np.isfinite(diff), diff, np.inf))
+    return diff.max(axis=2)
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max |b| over finite entries; equal non-finite entries agree, others are inf."""
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    if not np.all(same | (np.isfinite(a) & np.isfinite(b))):
+        return float("inf")
+    ok = ~same
+    if not ok.any():
+        return 0.0
+    return float(np.max(np.abs(a[ok] - b[ok])) / max(np.max(np.abs(b[np.isfinite(b)])), 1e-300))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,9 +70,15 @@ def test_quick_run_writes_the_tables(tmp_path, capsys):
     """Both frameworks, both formulations, B = 8 (the small-batch paths) and 96 (fused / tiled kernels)."""
     out = tmp_path / "benchmarks"
     assert main(["bench", "--quick", "--device", "cpu", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".ganrepro-output.json", "README.md", "minibatch_cpu.csv",
+    assert sorted(p.name for p in out.iterdir()) == [".ganrepro-output.json", "README.md", "image_training_cpu.csv",
+                                                     "image_training_cpu.md", "minibatch_cpu.csv",
                                                      "minibatch_cpu.md", "minibatch_cpu.png"]
-    assert "## Minibatch-discrimination layer, cpu" in (out / "README.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert "## Minibatch-discrimination layer, cpu" in readme and "## Image track: one training step, cpu" in readme
+    image = pd.read_csv(out / "image_training_cpu.csv")
+    assert set(image.framework) == {"torch", "tf"} and set(image.model) == {"dcgan", "linear"}
+    assert (image.step_ms > 0).all()
+    assert np.allclose(image["seed_step_ms"] * image["stack"], image["step_ms"], rtol=1e-12)
     frame = pd.read_csv(out / "minibatch_cpu.csv")
     assert set(frame.framework) == {"torch", "tf"} and set(frame.formulation) == set(bench.FORMULATIONS)
     assert set(frame.batch) == set(bench.QUICK_BATCH_SIZES) and set(frame.passes) == set(bench.PASSES)
@@ -100,7 +107,6 @@ def test_a_run_of_one_framework_keeps_the_other_frameworks_rows(tmp_path):
 def test_cpu_peak_memory_sees_an_allocation_and_never_goes_negative():
     """A call that touches 64 MiB reads about 64 MiB; calls that add nothing read 0, never below
     (the peak over a call includes its start)."""
-    import numpy as np
 
     peak, method = bench.peak_memory(lambda: np.ones(64 * 2 ** 20 // 8).sum(), "cpu")
     assert method.startswith("VmHWM") and 60 * 2 ** 20 <= peak <= 80 * 2 ** 20

@@ -10,8 +10,9 @@ Three kinds of check:
   process that sees an AVX2-only CPU (every library's own switch for that, plus OpenBLAS's core
   type and glibc's hardware capabilities); and, on an AVX-512 CPU, *different* bytes with the
   pin turned off (``GANREPRO_NATIVE_ISA=1``), which shows the workload can see the difference;
-- the smoke report, swept and built in an AVX2-only process, equals the committed
-  ``reports/smoke`` byte for byte (CI builds it again on the CPU it has and compares too).
+- the smoke reports of both tracks, swept and built in an AVX2-only process, equal the committed
+  ``reports/smoke`` and ``reports/image-smoke`` byte for byte (CI builds them again on the CPU it
+  has and compares too).
 """
 from __future__ import annotations
 
@@ -57,6 +58,16 @@ for protocol, minibatch, framework, overrides in cases:
         digest.update(np.ascontiguousarray(array).tobytes())
     for record in records.score(output):
         digest.update(records.dumps(records.metrics_only(record)).encode())
+# the image track: oneDNN's grouped convolutions (PyTorch), XLA (TF), and NumPy's BLAS in the
+# classifier (trained here: GANREPRO_CACHE is a fresh folder) and in the Parzen window
+from ganrepro.image.config import ImageConfig
+from ganrepro.image.training import train as train_image
+for model, framework in (("dcgan", "torch"), ("dcgan", "tf")):
+    output = train_image(ImageConfig(model=model, seeds=(0, 1), num_steps=20, checkpoint_interval=10), framework)
+    for array in (output.samples, output.checkpoints, output.curves):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    for record in records.score(output):
+        digest.update(records.dumps(records.metrics_only(record)).encode())
 print(json.dumps({"digest": digest.hexdigest(), "isa": isa.status()}))
 """
 
@@ -70,8 +81,11 @@ def _environment(extra: dict) -> dict:
 
 
 def _run_workload(extra: dict) -> dict:
-    done = subprocess.run([sys.executable, "-c", WORKLOAD], env=_environment(extra), capture_output=True,
-                          text=True, timeout=600, cwd=REPO)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        done = subprocess.run([sys.executable, "-c", WORKLOAD], env=_environment({**extra, "GANREPRO_CACHE": cache}),
+                              capture_output=True, text=True, timeout=900, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -134,17 +148,18 @@ def test_same_bytes_on_this_cpu_and_on_an_avx2_only_cpu(twins):
 
 @pytest.mark.slow
 @needs_supported_cpu
-def test_smoke_report_on_an_avx2_only_cpu_equals_the_committed_one(twins, tmp_path):
-    env = _environment(AVX2_ONLY_ENV)
-    runs, out = tmp_path / "runs", tmp_path / "smoke"
-    for argv in (["sweep", "--grid", "smoke", "--runs", str(runs), "--quiet"],
-                 ["report", "--grid", "smoke", "--runs", str(runs), "--out", str(out), "--quiet"]):
+@pytest.mark.parametrize("grid", ["smoke", "image-smoke"])
+def test_smoke_report_on_an_avx2_only_cpu_equals_the_committed_one(twins, tmp_path, grid):
+    env = _environment({**AVX2_ONLY_ENV, "GANREPRO_CACHE": str(tmp_path / "cache")})
+    runs, out = tmp_path / "runs", tmp_path / grid
+    for argv in (["sweep", "--grid", grid, "--runs", str(runs), "--quiet"],
+                 ["report", "--grid", grid, "--runs", str(runs), "--out", str(out), "--quiet"]):
         done = subprocess.run([sys.executable, "-m", "ganrepro", *argv], env=env, capture_output=True, text=True,
                               timeout=900, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
-    committed = REPO / "reports" / "smoke"
+    committed = REPO / "reports" / grid
     differ = _differences(committed, out)
-    assert not differ, f"differs from the committed reports/smoke: {differ[:10]}"
+    assert not differ, f"differs from the committed reports/{grid}: {differ[:10]}"
 
 
 def _differences(a: Path, b: Path) -> list[str]:

@@ -27,6 +27,8 @@ from ganrepro.training import train
 from ganrepro.variants import variant_config, variant_names
 from ganrepro.weights import initial_weights
 
+from helpers import curve_difference, relative_difference
+
 CORE_CELLS = {
     "2016-vanilla": make_config("2016", minibatch=False),
     "2016-mbd": make_config("2016", minibatch=True),
@@ -68,30 +70,6 @@ def growth(steps, dtype):
     return np.sqrt(np.maximum(t, 1000) / 1000) if dtype == "float32" else np.ones_like(t)
 SEEDS = range(8)
 MIN_KINK_STEP = 100
-
-
-def curve_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per (step, seed): max over curves of |a - b| / scale, scale = max over steps of |b| per curve
-    and seed (floored at 1e-12). Equal non-finite values count as agreement; any other
-    non-finite difference as infinite disagreement."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        finite_b = np.where(np.isfinite(b), np.abs(b), 0.0)
-        scale = np.maximum(finite_b.max(axis=0, keepdims=True), 1e-12)
-        diff = np.abs(a - b) / scale
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    diff = np.where(same, 0.0, np.where(np.isfinite(diff), diff, np.inf))
-    return diff.max(axis=2)
-
-
-def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max |b| over finite entries; equal non-finite entries agree, others are inf."""
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    if not np.all(same | (np.isfinite(a) & np.isfinite(b))):
-        return float("inf")
-    ok = ~same
-    if not ok.any():
-        return 0.0
-    return float(np.max(np.abs(a[ok] - b[ok])) / max(np.max(np.abs(b[np.isfinite(b)])), 1e-300))
 
 
 def sensitivity_horizons(config, reference, dtype) -> np.ndarray:

@@ -6,7 +6,8 @@ in a fresh process (what importing the report actually loads):
 - ``ganrepro.report`` never imports the sweep, the training driver, the streams, the twins
   (``impls.interface``'s constants excepted), the command line or ``ganrepro.animate``;
 - ``ganrepro.sweep`` and ``ganrepro.cells`` never import the report or the command line;
-- ``ganrepro.bench`` never imports the command line; ``ganrepro.metrics`` imports nothing of ganrepro;
+- ``ganrepro.bench`` never imports the command line; ``ganrepro.metrics`` imports nothing of ganrepro
+  but ``ganrepro.files`` (the image classifier's cache is written atomically);
 - writing then renaming is done by ``ganrepro.files`` only; display labels and the target's
   mean and sigma are assigned in one module each.
 """
@@ -104,7 +105,8 @@ def test_bench_has_no_command_line_of_its_own():
 
 
 def test_metrics_import_nothing_of_ganrepro():
-    bad = {name: sorted(i for i in imports_of(name) if under(i, "ganrepro") and not under(i, "ganrepro.metrics"))
+    bad = {name: sorted(i for i in imports_of(name) if under(i, "ganrepro") and not under(i, "ganrepro.metrics")
+                        and not under(i, "ganrepro.files"))
            for name in MODULES if under(name, "ganrepro.metrics")}
     assert {k: v for k, v in bad.items() if v} == {}
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ExperimentConfig
 from .grids import Grid
+from .tracks import AnyConfig
 
 
 @dataclass(frozen=True)
 class Cell:
     """One stored cell: a config (with the grid's seeds) in one framework, and the variants naming it."""
 
-    config: ExperimentConfig
+    config: AnyConfig
     framework: str
     variants: tuple[str, ...]
 

@@ -4,6 +4,12 @@
     smoke     the blog's four runs (protocols 2016 and 2017, with and without minibatch
               discrimination), both frameworks, seeds 0-3 (CI regenerates its report)
 
+The image track's grids (docs/images.md#experiments):
+
+    image          every image variant on digits8, both frameworks, seeds 0-15 (committed report)
+    image-smoke    three image variants on digits8, 200 steps, seeds 0-1 (CI regenerates its report)
+    fashion-mnist  the DCGAN with z-dim 2 and 7 on Fashion-MNIST, both frameworks, seeds 0-3
+
 A grid's cells are (variant, framework) pairs; variants whose configs are equal (the same
 experiment named from two posts, e.g. ``blog2017/vanilla`` and ``post000/vanilla``) share one
 stored cell, so they are trained once. Framework-free.
@@ -12,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ConfigError, ExperimentConfig, format_seeds
+from .config import ConfigError, format_seeds
 from .impls import FRAMEWORKS
-from .variants import VARIANTS, get_variant, variant_names
+from .tracks import AnyConfig
+from .variants import VARIANTS, get_variant, image_variant_names, variant_names
 
 
 @dataclass(frozen=True)
@@ -40,8 +47,16 @@ class Grid:
                 raise ConfigError(f"unknown framework {framework!r}; allowed: {', '.join(FRAMEWORKS)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"a grid needs distinct seeds, got {self.seeds!r}")
+        tracks = {getattr(get_variant(v), "track", "1d") for v in self.variants}
+        if len(tracks) > 1:
+            raise ConfigError(f"grid {self.name!r} mixes the 1D and the image track; a grid holds one track")
 
-    def config(self, variant: str) -> ExperimentConfig:
+    @property
+    def track(self) -> str:
+        """"1d" or "image": the track of the grid's variants."""
+        return getattr(get_variant(self.variants[0]), "track", "1d")
+
+    def config(self, variant: str) -> AnyConfig:
         """The variant's config with the grid's overrides and seeds."""
         return get_variant(variant).config(**dict(self.overrides), seeds=self.seeds)
 
@@ -56,6 +71,14 @@ GRIDS: dict[str, Grid] = {
     "smoke": Grid("smoke", "the blog's four runs, 4 seeds per cell in both frameworks (CI)",
                   ("blog2016/vanilla", "blog2016/minibatch", "blog2017/vanilla", "blog2017/minibatch"),
                   tuple(FRAMEWORKS), tuple(range(4))),
+    "image": Grid("image", "every image variant (post 004) on digits8, 16 seeds per cell in both frameworks",
+                  tuple(image_variant_names()), tuple(FRAMEWORKS), tuple(range(16))),
+    "image-smoke": Grid("image-smoke", "three image variants on digits8, 200 steps, 2 seeds per cell (CI)",
+                        ("post004/dcgan-z2", "post004/dcgan-z7", "post004/linear-z2"), tuple(FRAMEWORKS),
+                        tuple(range(2)), (("num_steps", 200), ("checkpoint_interval", 50))),
+    "fashion-mnist": Grid("fashion-mnist", "the DCGAN with z-dim 2 and 7 on Fashion-MNIST (28x28), 4 seeds per "
+                          "cell in both frameworks", ("post004/dcgan-z2", "post004/dcgan-z7"), tuple(FRAMEWORKS),
+                          tuple(range(4)), (("dataset", "fashion-mnist"), ("num_steps", 1000))),
 }
 
 
@@ -95,3 +118,32 @@ def _check_baselines() -> None:
 
 
 _check_baselines()
+
+
+IMAGE_COMPARISONS: tuple[tuple[str, str, str], ...] = (
+    *((f"post004/{m}-z7{s}", f"post004/{m}-z2{s}", "z-dim 7 vs 2") for m in ("dcgan", "linear")
+      for s in ("", "-saturating")),
+    *((f"post004/{m}-z{z}-saturating", f"post004/{m}-z{z}", "saturating vs non-saturating G loss")
+      for m in ("dcgan", "linear") for z in (2, 7)),
+    *((f"post004/dcgan-z{z}{s}", f"post004/linear-z{z}{s}", "DCGAN vs linear") for z in (2, 7)
+      for s in ("", "-saturating")),
+)
+"""The image track's comparisons (docs/images.md#experiments): (variant, baseline, question). The
+frozen-G variant is reported on its own (where norms/G vanishes), not compared."""
+
+
+def image_comparisons(variants) -> list[tuple[str, str, str]]:
+    """The IMAGE_COMPARISONS whose both variants are in ``variants``, in order."""
+    present = set(variants)
+    return [c for c in IMAGE_COMPARISONS if c[0] in present and c[1] in present]
+
+
+def _check_image_comparisons() -> None:
+    from .variants import IMAGE_VARIANTS
+
+    for technique, baseline, _ in IMAGE_COMPARISONS:
+        if technique not in IMAGE_VARIANTS or baseline not in IMAGE_VARIANTS:
+            raise AssertionError(f"IMAGE_COMPARISONS names an unknown variant: {technique} -> {baseline}")
+
+
+_check_image_comparisons()

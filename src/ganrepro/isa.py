@@ -16,15 +16,17 @@ XLA (TensorFlow)       LLVM code generation for the host CPU       ``XLA_FLAGS=-
 oneDNN (TF, PyTorch)   JIT kernels for the host CPU                ``ONEDNN_MAX_CPU_ISA=AVX2``
 MKL (PyTorch's vector  code path per CPU vendor and width         ``MKL_CBWR=COMPATIBLE`` (the
 math, BLAS)                                                        branch that is the same on
-                                                                   Intel and AMD); PyTorch's
-                                                                   matmul is not used at all
+                                                                   Intel and AMD), PyTorch's
+                                                                   matmul included
 ATen (PyTorch)         SIMD kernels (and their scalar tails)       ``ATEN_CPU_CAPABILITY=default``
                                                                    (set by the PyTorch twin)
 Inductor (PyTorch)     vector width and ``-march`` of the C++      ``cpp.simdlen=256``,
                        kernels it compiles                         ``cpp.march=x86-64-v3``
                                                                    (:data:`INDUCTOR_OPTIONS`)
-OpenBLAS (NumPy)       kernel per core type (``OPENBLAS_CORETYPE``)  not used: no stored number
-                                                                   goes through NumPy's BLAS
+OpenBLAS (NumPy's      kernel per core type                        ``OPENBLAS_CORETYPE=Haswell``
+BLAS and LAPACK)                                                   (the image track's metrics and
+                                                                   classifier use NumPy's matmul;
+                                                                   the 1D track's numbers do not)
 =====================  ==========================================  ==============================
 
 The environment variables must be in place before each library loads, so :func:`pin` runs when
@@ -60,6 +62,7 @@ PINNED_ENV = {
     "NPY_DISABLE_CPU_FEATURES": " ".join(NUMPY_DISABLED),
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MKL_CBWR": "COMPATIBLE",
+    "OPENBLAS_CORETYPE": "Haswell",
 }
 """Variables the pin sets when the user has not (``XLA_FLAGS`` is handled apart: it is a list)."""
 

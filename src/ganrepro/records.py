@@ -93,6 +93,10 @@ def score(output) -> list[dict]:
     "isa" is ``isa.status()``: whether the instruction-set pin was in force (if it was not, the
     numbers may differ from other CPUs' in the last bits, and a RuntimeWarning says so).
     """
+    if getattr(output, "track", None) == "image":
+        from .image.scoring import score as score_images
+
+        return score_images(output)
     from . import isa
     from .metrics import evaluate
 
@@ -179,7 +183,12 @@ def config_sha256(config: dict) -> str:
 
 
 def seed_files(output, record: dict, i: int) -> dict[str, bytes]:
-    """{name: bytes} of the three deterministic files of seed ``i``'s run (see the module docstring)."""
+    """{name: bytes} of the three deterministic files of seed ``i``'s run (see the module docstring;
+    an image run's: ``image.scoring.seed_files``)."""
+    if getattr(output, "track", None) == "image":
+        from .image.scoring import seed_files as image_seed_files
+
+        return image_seed_files(output, record, i)
     samples = io.BytesIO()
     np.savez(samples, samples_grid=np.asarray(output.samples_grid[i]),
              samples_uniform=np.asarray(output.samples_uniform[i]),
@@ -201,6 +210,7 @@ def sealed(record: dict, files: dict[str, bytes]) -> dict:
 def _write_seed(folder: Path, output, record: dict, i: int) -> None:
     """Write seed ``i``'s four files into ``folder`` (a fresh temporary folder), record.json first."""
     files = seed_files(output, record, i)
+    record = {k: v for k, v in record.items() if k != "extras"}  # what seed_files used, not stored in JSON
     write_bytes_atomic(folder / "record.json", (dumps(sealed(record, files)) + "\n").encode("utf-8"))
     for name, data in files.items():
         write_bytes_atomic(folder / name, data)

@@ -55,13 +55,14 @@ from pathlib import Path
 from . import records as rec
 from . import store
 from .cells import Cell, manifest, plan
-from .config import ExperimentConfig
 from .errors import EnvironmentFault, UsageError
 from .files import TMP_MARK, write_text_atomic
 from .grids import Grid
+from .image.config import ImageConfig
 from .lock import runs_lock
 from .progress import advance, runs_bar
 from .store import remove_stale  # noqa: F401 (part of this module's interface)
+from .tracks import AnyConfig
 
 EXECUTORS = ("local", "ray")
 MANIFEST = "sweep-{grid}.json"
@@ -80,7 +81,7 @@ def default_jobs() -> int:
 class Task:
     """A stack of a cell's seeds to train and score in one call."""
 
-    config: ExperimentConfig  # seeds: the stack
+    config: AnyConfig  # seeds: the stack
     framework: str
 
     @property
@@ -91,6 +92,9 @@ class Task:
     def cost(self) -> float:
         """A rough relative cost (seconds on one core of the reference machine), for order and ETA."""
         c = self.config
+        if isinstance(c, ImageConfig):
+            per_image = (2e-6 if c.model == "linear" else 2e-5) * (c.pixels / 64)
+            return 3.0 + c.iterations * (2e-3 + per_image * c.batch_size * self.runs) + 0.5 * self.runs
         steps = c.iterations + c.pretrain_steps
         per_seed_step = (25e-6 if self.framework == "torch" else 3e-6) * (3.0 if c.minibatch else 1.0)
         per_step = (1.4e-3 if self.framework == "torch" else 1e-5) * (1.5 if c.minibatch else 1.0)
@@ -106,8 +110,13 @@ def tasks_for(cell: Cell, seeds: Iterable[int], max_stack: int) -> list[Task]:
 
 
 # ---- running one task (in a worker) -----------------------------------------------------------
-def run_task(config: ExperimentConfig, framework: str):
+def run_task(config: AnyConfig, framework: str):
     """Train and score one stack: (TrainingOutput, records). Runs in a worker process."""
+    if isinstance(config, ImageConfig):
+        from .image.training import train as train_image
+
+        image_output = train_image(config, framework)
+        return image_output, rec.score(image_output)
     from .training import train
 
     output = train(config, framework)
@@ -283,6 +292,15 @@ def probe_writable(folder: Path) -> None:
     os.rmdir(tempfile.mkdtemp(prefix=f".probe{TMP_MARK}", dir=folder))
 
 
+def prepare_cells(cells: list[Cell]) -> None:
+    """Before any worker starts: load each image data set the cells use and train (or read) its
+    classifier once, here, so that the workers only read the cache (``image.scoring.prepare``)."""
+    for dataset in sorted({c.config.dataset for c in cells if isinstance(c.config, ImageConfig)}):
+        from .image.scoring import prepare
+
+        prepare(dataset)
+
+
 def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32, progress: bool = False,
           say: Callable[[str], None] | None = None) -> SweepSummary:
     """Train every seed of ``grid`` without a trusted run under ``root`` and store it; return a summary.
@@ -302,6 +320,7 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32, progress: boo
             from None
     executor = executor or LocalExecutor(default_jobs())
     cells = plan(grid)
+    prepare_cells(cells)
     with runs_lock(root):
         with store_faults(root, "prepare the store"):
             stale = store.remove_stale(root)

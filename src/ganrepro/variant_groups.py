@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .config import ExperimentConfig
-from .variants import VARIANTS, variant_names
+from .variants import IMAGE_VARIANTS, VARIANTS, image_variant_names, variant_names
 
 
-def same_as(names: Iterable[str], config_of: Callable[[str], ExperimentConfig]) -> dict[str, list[str]]:
+def same_as(names: Iterable[str], config_of: Callable[[str], object]) -> dict[str, list[str]]:
     """For each name in ``names``: the other names whose ``config_of`` is equal, in ``names``' order."""
     names = list(names)
     configs = {name: config_of(name) for name in names}
@@ -23,5 +22,7 @@ def same_as(names: Iterable[str], config_of: Callable[[str], ExperimentConfig]) 
 
 def same_experiment(name: str) -> list[str]:
     """The other named variants whose config equals ``name``'s, in registry order."""
-    config = VARIANTS[name].config()
-    return [n for n in variant_names() if n != name and VARIANTS[n].config() == config]
+    registry, names = ((IMAGE_VARIANTS, image_variant_names()) if name in IMAGE_VARIANTS
+                       else (VARIANTS, variant_names()))
+    config = registry[name].config()
+    return [n for n in names if n != name and registry[n].config() == config]

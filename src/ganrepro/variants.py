@@ -147,8 +147,61 @@ RENAMED = {"seed000/": "post000/"}
 like a random seed); an old name is refused with the new name as the hint."""
 
 
-def get_variant(name: str) -> Variant:
-    """The variant called ``name``; ``ConfigError`` naming close matches (or all names) otherwise."""
+@dataclass(frozen=True)
+class ImageVariant:
+    """A named experiment of the image track (docs/images.md#experiments): ``overrides`` applied to
+    ``ImageConfig``'s defaults. Same interface as :class:`Variant` where the grids and the command
+    line meet it."""
+
+    name: str
+    description: str
+    source: str
+    overrides: dict = field(default_factory=dict)
+    track = "image"
+
+    def config(self, **changes):
+        """The variant's ``ImageConfig``; ``changes`` (``None`` values ignored) replace its fields."""
+        from .image.config import ImageConfig, make_image_config
+
+        fields = {f.name for f in dataclasses.fields(ImageConfig)}
+        unknown = sorted(set(changes) - fields)
+        if unknown:
+            raise ConfigError(f"unknown image config field(s) {unknown}; allowed: {sorted(fields)}")
+        return make_image_config(**{**self.overrides, **{k: v for k, v in changes.items() if v is not None}})
+
+
+def _image_variants() -> list[ImageVariant]:
+    """Post 004's experiments: each model x z-dim 2, 7 x each G loss, and D against a frozen G."""
+    out = []
+    for model, what in (("dcgan", "the DCGAN (post 004's 'conv' version)"),
+                        ("linear", "the two-layer fully connected GAN (post 004's 'linear' version)")):
+        for z in (2, 7):
+            for loss in ("non_saturating", "saturating"):
+                name = f"post004/{model}-z{z}" + ("-saturating" if loss == "saturating" else "")
+                form = ("non-saturating G loss mean(-log sigmoid(D(G(z))))" if loss == "non_saturating"
+                        else "saturating (minimax) G loss mean(log(1 - sigmoid(D(G(z)))))")
+                out.append(ImageVariant(name, f"{what}, z-dim {z}, {form} (post 004)", post_source("004"),
+                                        dict(model=model, z_dim=z, g_loss=loss)))
+    out.append(ImageVariant("post004/dcgan-z2-frozen-g", "D trained alone against a frozen G (its initial "
+                            "weights), the DCGAN with z-dim 2: where does the gradient reaching G vanish? (post 004)",
+                            post_source("004"), dict(model="dcgan", z_dim=2, freeze_g=True)))
+    return out
+
+
+IMAGE_VARIANTS: dict[str, ImageVariant] = {v.name: v for v in _image_variants()}
+"""The image track's named variants (kept apart from VARIANTS, the 1D track's, so that the 1D
+grids and their committed reports are unchanged); ``get_variant`` finds both."""
+
+
+def image_variant_names() -> list[str]:
+    """Every image variant name, in registry order."""
+    return list(IMAGE_VARIANTS)
+
+
+def get_variant(name: str) -> Variant | ImageVariant:
+    """The variant called ``name`` (of either track); ``ConfigError`` naming close matches otherwise."""
+    if isinstance(name, str) and name in IMAGE_VARIANTS:
+        return IMAGE_VARIANTS[name]
     try:
         return VARIANTS[name]
     except (KeyError, TypeError):
@@ -157,7 +210,7 @@ def get_variant(name: str) -> Variant:
         if renamed in VARIANTS:
             raise ConfigError(f"unknown variant {name!r}; it is now called {renamed} "
                               "(see 'ganrepro variants')") from None
-        close = difflib.get_close_matches(renamed or text, list(VARIANTS), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(renamed or text, [*VARIANTS, *IMAGE_VARIANTS], n=3, cutoff=0.6)
         hint = (f"did you mean {', '.join(close)}?" if close
                 else f"known variants: {', '.join(VARIANTS)}")
         raise ConfigError(f"unknown variant {name!r}; {hint} (see 'ganrepro variants')") from None

@@ -6,6 +6,8 @@ batch size, pass and device; written as tables and a plot to ``reports/benchmark
     workers.py  one framework on one device in fresh worker processes pinned to one core
                 (``measure``: the timings and the peak memory of every case)
     tables.py   the table, its Markdown, the log-log plot, and the files (``write_tables``)
+    image_steps.py  the image track's rows: one training step of the linear GAN and the DCGAN
+                (``image_step_rows``, ``write_image_tables``)
 
 The method (timing, peak memory, arithmetic floor) is stated once, in :data:`tables.METHOD`,
 which heads the written ``README.md``. The command line (validation, progress, output) is
@@ -41,8 +43,9 @@ from .cases import (
                     peak_memory,
                     time_case,
 )
+from .image_steps import write_image_tables
 from .tables import COLUMNS, METHOD, markdown, plot, plot_bytes, table, write_tables
-from .workers import measure, run_worker, tf_sees_gpu, worker
+from .workers import measure, measure_image, run_worker, tf_sees_gpu, worker
 
 __all__ = [
                     "COLUMNS",
@@ -72,6 +75,7 @@ __all__ = [
                     "markdown",
                     "matmul_rate",
                     "measure",
+                    "measure_image",
                     "peak_memory",
                     "plot",
                     "plot_bytes",
@@ -80,5 +84,6 @@ __all__ = [
                     "tf_sees_gpu",
                     "time_case",
                     "worker",
+                    "write_image_tables",
                     "write_tables",
 ]

@@ -5,6 +5,7 @@ Per device, in the output folder (``reports/benchmarks/`` by default)::
     minibatch_<device>.csv / .md   one row per case: seconds, ratio to the reference formulation,
                                    ratio to the arithmetic floor, peak memory, device, capability
     minibatch_<device>.png         log-log time against batch size per framework and formulation
+    image_training_<device>.*      one training step of the image track (``image_steps``)
     README.md                      :data:`METHOD`, then every device's table found in the folder
 
 A run replaces the rows of the frameworks and devices it measured only (a GPU run adds
@@ -143,12 +144,25 @@ def write_tables(rows: list[dict], out: Path) -> list[Path]:
         write_text_atomic(paths[1], markdown(part, device))
         write_bytes_atomic(paths[2], plot_bytes(part, device))
         written.extend(paths)
+    written.append(write_readme(out))
+    return written
+
+
+def write_readme(out: Path) -> Path:
+    """README.md of ``out``: :data:`METHOD`, then every device's minibatch table and image-track
+    training table (``image_training_<device>.md``) found in the folder."""
+    from .. import outdirs
+    from ..files import write_text_atomic
+
     sections = [METHOD]
     for device in DEVICES:
         table_md = out / f"minibatch_{device}.md"
         if table_md.exists():
             sections.append("#" + table_md.read_text() + f"\n![time against batch size](minibatch_{device}.png)\n")
+    for device in DEVICES:
+        image_md = out / f"image_training_{device}.md"
+        if image_md.exists():
+            sections.append("#" + image_md.read_text())
     outdirs.remove_stale_temporaries(out, "README.md")
     write_text_atomic(out / "README.md", "\n".join(sections))
-    written.append(out / "README.md")
-    return written
+    return out / "README.md"

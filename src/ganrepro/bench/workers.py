@@ -44,6 +44,10 @@ def worker(framework: str, device: str, batches: list[int], quick: bool, part: s
 
     warnings.simplefilter("ignore", RuntimeWarning)  # the twin's warning under --torch-capability native
     pin_to_one_core()
+    if part == "image":
+        from .image_steps import image_step_rows
+
+        return image_step_rows(framework, device, quick)
     rate = matmul_rate(framework, device) if part == "time" else None
     rows = []
     for formulation in FORMULATIONS:
@@ -93,6 +97,11 @@ def measure(framework: str, device: str, batches: list[int], quick: bool, capabi
         peak = peaks[tuple(row[k] for k in key)]
         row.update(peak_bytes=peak["peak_bytes"], memory_method=peak["memory_method"])
     return rows
+
+
+def measure_image(framework: str, device: str, quick: bool, capability: str) -> list[dict]:
+    """The image track's training-step rows of one framework and device (``image_steps``), in a fresh worker."""
+    return run_worker(framework, device, [], quick, capability, "image")
 
 
 def serve(request: str) -> int:

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 
 from .. import impls
 from ..errors import EXIT_ENVIRONMENT, EXIT_USAGE, EnvironmentFault, UsageError
-from . import bench, report, run, sweep, variants
+from . import bench, data, report, run, sweep, variants
 from .common import PROG, error, one_line, os_error_text
 from .parser import build_parser, version_text
 from .run import config_from_args, format_table, given_options, json_document
@@ -59,7 +59,7 @@ from .variants import format_config, format_variant, variant_entry
 __all__ = ["COMMANDS", "PROG", "build_parser", "config_from_args", "format_config", "format_table",
            "format_variant", "given_options", "json_document", "main", "one_line", "variant_entry", "version_text"]
 
-COMMANDS = {"run": run, "variants": variants, "sweep": sweep, "report": report, "bench": bench}
+COMMANDS = {"run": run, "variants": variants, "sweep": sweep, "report": report, "bench": bench, "data": data}
 """Command name -> its module (``validate``, ``execute``)."""
 
 

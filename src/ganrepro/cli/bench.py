@@ -51,6 +51,11 @@ def execute(args: argparse.Namespace, frameworks, devices, batches, out: Path) -
                 continue
             print(f"bench: {framework} on {device}, batch sizes {batches} ...", file=sys.stderr)
             rows.extend(bench.measure(framework, device, batches, args.quick, args.torch_capability))
-    for path in bench.write_tables(rows, out):
-        print(f"wrote {path}")
+    image_rows = []
+    for framework in frameworks:
+        if "cpu" in devices:  # the image twins train on the CPU (docs/images.md)
+            print(f"bench: {framework} image-track training step on cpu ...", file=sys.stderr)
+            image_rows.extend(bench.measure_image(framework, "cpu", args.quick, args.torch_capability))
+    for path in [*bench.write_image_tables(image_rows, out), *bench.write_tables(rows, out)]:
+        print(f"wrote {path}")  # the image tables first: write_tables' README.md includes them
     return 0

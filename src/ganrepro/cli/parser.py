@@ -37,6 +37,9 @@ from ..config import (
 )
 from ..errors import EXIT_USAGE
 from ..grids import GRIDS
+from ..image.config import DATASETS as IMAGE_DATASETS
+from ..image.config import MAX_IMAGE_STEPS, MAX_Z_DIM
+from ..image.config import MODELS as IMAGE_MODELS
 from .common import PROG
 
 PINNED_FRAMEWORKS = ("torch", "tensorflow-cpu")
@@ -218,6 +221,25 @@ def build_parser() -> argparse.ArgumentParser:
     tech.add_argument("--historical-averaging", action=_Number, kind=float, default=None, metavar="LAMBDA",
                       help="historical averaging: each player's loss gains "
                            "LAMBDA * ||theta - mean of past theta||^2, LAMBDA >= 0 (default 0: off)")
+    image = run.add_argument_group(
+        "image track", "post 004's GANs on digit images (docs/images.md); any of these options, or an image "
+                       "variant (post004/...), selects the image track, where the 1D-only options (--protocol, "
+                       "--minibatch and the mbd options, --hidden-size, --pretrain-steps and the techniques "
+                       "other than --g-loss) do not apply")
+    image.add_argument("--dataset", choices=IMAGE_DATASETS, default=None,
+                       help="digits8 (scikit-learn's 8x8 digits, offline; the default), mnist or fashion-mnist "
+                            "(28x28 IDX files from --data-dir)")
+    image.add_argument("--model", choices=IMAGE_MODELS, default=None,
+                       help="linear (two fully connected layers) or dcgan (default dcgan)")
+    image.add_argument("--z-dim", action=_Number, kind=int, low=1, high=MAX_Z_DIM, default=None, metavar="N",
+                       help=f"latent size, 1..{MAX_Z_DIM} (default 2)")
+    image.add_argument("--freeze-g", action=argparse.BooleanOptionalAction, default=None,
+                       help="train D alone against G's initial weights (post 004's frozen-G experiment)")
+    image.add_argument("--checkpoint-interval", action=_Number, kind=int, low=1, high=MAX_IMAGE_STEPS + 1,
+                       default=None, metavar="N", help="evaluate G on the latent grid every N steps (default 100)")
+    image.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="where the IDX files of mnist / fashion-mnist are (default: $GANREPRO_DATA_DIR); "
+                            "'ganrepro data download NAME --data-dir DIR' fetches them")
     run.add_argument("--json", action="store_true",
                      help="print one JSON document (config, per-seed metrics, timings, versions, floor)")
     run.add_argument("--out", default=None, metavar="DIR",
@@ -232,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "its full config (fields marked * differ from the protocol's defaults). "
                     "'ganrepro run --variant NAME' runs one; explicit options override it.")
     variants.add_argument("name", nargs="?", default=None, metavar="NAME", help="show only this variant")
+    variants.add_argument("--track", choices=("1d", "image"), default="1d",
+                          help="list the 1D track's variants (default) or the image track's (post 004, docs/images.md)")
     variants.add_argument("--json", action="store_true",
                           help="print a JSON list of {name, description, source, identity, slug, same_as, config}")
     grid_names = ", ".join(f"{g.name} ({g.description})" for g in GRIDS.values())
@@ -252,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the Ray cluster to join (default: start a local Ray instance of --jobs CPUs)")
     sweep.add_argument("--max-stack", type=_int_at_least(1), default=32, metavar="N",
                        help="seeds trained together as one stack, at most (default 32)")
+    sweep.add_argument("--data-dir", default=None, metavar="DIR",
+                       help="image grids on mnist / fashion-mnist: where their IDX files are "
+                            "(default: $GANREPRO_DATA_DIR)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
     report = sub.add_parser(
@@ -278,9 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"only with --animate: the seed, 0..{MAX_SEED} (default 0)")
     report.add_argument("--frames", type=_int_at_least(2, MAX_FRAMES), default=None, metavar="N",
                         help=f"only with --animate: about how many frames, 2..{MAX_FRAMES} (default 60)")
+    report.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="image grids on mnist / fashion-mnist: where their IDX files are, for the real-images "
+                             "floor (default: $GANREPRO_DATA_DIR)")
     report.add_argument("--quiet", action="store_true", help="no progress lines")
 
     add_bench_parser(sub)
+    from .data import add_parser as add_data_parser
+
+    add_data_parser(sub)
     return parser
 
 

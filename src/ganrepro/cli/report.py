@@ -102,7 +102,11 @@ def _validate_animate(args: argparse.Namespace) -> Animate:
     framework = args.framework or DEFAULT_FRAMEWORK
     seed = DEFAULT_SEED if args.seed is None else args.seed
     frames = DEFAULT_FRAMES if args.frames is None else args.frames
-    config = get_variant(args.animate).config(seeds=(seed,))
+    variant = get_variant(args.animate)
+    if getattr(variant, "track", "1d") == "image":
+        raise UsageError(f"--animate draws the 1D track's training animation; {variant.name} is an image variant "
+                         "(its report has latent grids at checkpoints: ganrepro report --grid image)")
+    config = variant.config(seeds=(seed,))
     impls.check_framework(framework)
     out = outdirs.claim(args.out if args.out is not None else str(Path("reports") / "animations"), "--out",
                         "animations")
@@ -116,6 +120,12 @@ def _validate_report(args: argparse.Namespace) -> BuildReport:
                          "VARIANT; add --animate or leave "
                          f"{'it' if len(stray) == 1 else 'them'} out")
     grid = get_grid(args.grid if args.grid is not None else "default")
+    if getattr(args, "data_dir", None) is not None:
+        if grid.track != "image":
+            raise UsageError(f"--data-dir applies to the image grids only; grid {grid.name!r} is a 1D grid")
+        import os
+
+        os.environ["GANREPRO_DATA_DIR"] = str(args.data_dir)  # the floor row reads the real images
     runs_text = args.runs if args.runs is not None else "runs"
     if not runs_text.strip():
         raise UsageError("--runs is empty; give the folder the sweep stored its runs in")

@@ -184,14 +184,30 @@ def json_document(config, framework: str, records: list[dict], floor: dict, out:
 
 # ---- the command ------------------------------------------------------------------------------
 def validate(args: argparse.Namespace):
-    """Everything ``run`` needs checked before any work: (config, out folder or None)."""
-    config = config_from_args(args)
+    """Everything ``run`` needs checked before any work: (config, out folder or None).
+
+    An image experiment (``run_image.is_image_run``) gets an ``ImageConfig``, and its data set
+    is loaded and checked here (a missing or corrupt file exits 2 before any training)."""
+    from . import run_image
+
+    if run_image.is_image_run(args):
+        run_image.apply_data_dir(args)
+        config = run_image.image_config_from_args(args)
+        from ..image.data import load_dataset
+
+        load_dataset(config.dataset)
+    else:
+        config = config_from_args(args)
     impls.check_framework(args.framework)
     out = outdirs.claim(args.out, "--out", "runs") if args.out is not None else None
     return config, out
 
 
 def execute(args: argparse.Namespace, config, out: Path | None) -> int:
+    if getattr(config, "track", "1d") == "image":
+        from .run_image import execute_image
+
+        return execute_image(args, config, out)
     from .. import records as rec
     from ..metrics import MU, PUBLISHED_FLOOR, SIGMA
     from ..progress import StepsBar

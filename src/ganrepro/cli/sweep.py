@@ -20,6 +20,15 @@ def validate(args: argparse.Namespace):
     from .. import sweep as sw
 
     grid = get_grid(args.grid)
+    if getattr(args, "data_dir", None) is not None:
+        import os
+
+        os.environ["GANREPRO_DATA_DIR"] = str(args.data_dir)  # read by the loader, here and in the workers
+    if grid.track == "image":
+        from ..image.data import load_dataset
+
+        for dataset in sorted({getattr(grid.config(v), "dataset", "") for v in grid.variants}):
+            load_dataset(dataset)  # a missing or corrupt file exits 2 before any training
     for framework in grid.frameworks:
         impls.check_framework(framework)
     sw.check_executor(args.executor)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ExperimentConfig, format_seeds, make_config
+from ..config import format_seeds, make_config
 from ..variant_groups import same_experiment
-from ..variants import VARIANTS, Variant, get_variant
+from ..variants import IMAGE_VARIANTS, VARIANTS, ImageVariant, Variant, get_variant
 
 CONFIG_GROUPS = (
     ("run", ("protocol", "batch_size", "num_steps", "pretrain_steps", "hidden_size", "dtype", "curve_interval",
@@ -27,8 +27,24 @@ def _value_text(name: str, value) -> str:
     return str(value)
 
 
-def format_config(config: ExperimentConfig, indent: str = "    ") -> list[str]:
+def format_image_config(config, indent: str = "    ") -> list[str]:
+    """Every field of an ``ImageConfig``, ``*`` on those that differ from the image track's defaults."""
+    from ..image.config import ImageConfig
+
+    defaults = ImageConfig().to_dict()
+    values = config.to_dict()
+    values.pop("track")
+    cells = [f"{f}={_value_text(f, v)}{'*' if v != defaults.get(f) else ''}" for f, v in values.items()]
+    derived = (f"{config.image_size}x{config.image_size} images, "
+               + (f"hidden width {config.hidden_size}" if config.model == "linear"
+                  else f"base width {config.base_width}") + ", Adam 2e-4 beta1 0.5")
+    return [f"{indent}image: {' '.join(cells)}  ({derived})"]
+
+
+def format_config(config, indent: str = "    ") -> list[str]:
     """Every field of ``config``, grouped, ``*`` on those that differ from the protocol's defaults."""
+    if getattr(config, "track", "1d") == "image":
+        return format_image_config(config, indent)
     defaults = make_config(config.protocol).to_dict()
     values = config.to_dict()
     groups = [(label, [f for f in fields if f in values]) for label, fields in CONFIG_GROUPS]
@@ -48,14 +64,14 @@ def format_config(config: ExperimentConfig, indent: str = "    ") -> list[str]:
     return lines
 
 
-def variant_entry(variant: Variant) -> dict:
+def variant_entry(variant: Variant | ImageVariant) -> dict:
     config = variant.config()
     return {"name": variant.name, "description": variant.description, "source": variant.source,
             "identity": config.identity, "slug": config.slug, "same_as": same_experiment(variant.name),
             "config": config.to_dict()}
 
 
-def format_variant(variant: Variant) -> str:
+def format_variant(variant: Variant | ImageVariant) -> str:
     config = variant.config()
     lines = [variant.name, f"    {variant.description}", f"    source:   {variant.source}",
              f"    identity: {config.identity}"]
@@ -68,13 +84,14 @@ def format_variant(variant: Variant) -> str:
 
 def validate(args: argparse.Namespace):
     """The variants to show: all, or the one named (ConfigError for an unknown name)."""
-    chosen = [get_variant(args.name)] if args.name is not None else list(VARIANTS.values())
+    registry: dict = IMAGE_VARIANTS if getattr(args, "track", "1d") == "image" else VARIANTS
+    chosen = [get_variant(args.name)] if args.name is not None else list(registry.values())
     for v in chosen:  # every config is built (and so validated) before anything is printed
         v.config()
     return (chosen,)
 
 
-def execute(args: argparse.Namespace, chosen: list[Variant]) -> int:
+def execute(args: argparse.Namespace, chosen: list) -> int:
     if args.json:
         from .. import records as rec
 
@@ -82,8 +99,10 @@ def execute(args: argparse.Namespace, chosen: list[Variant]) -> int:
         return 0
     blocks = [format_variant(v) for v in chosen]
     if args.name is None:
+        other = ("the image track's: 'ganrepro variants --track image'" if getattr(args, "track", "1d") != "image"
+                 else "the 1D track's: 'ganrepro variants'")
         blocks.insert(0, f"{len(chosen)} variants ('ganrepro run --variant NAME' runs one; explicit options "
-                         "override it). Fields marked * differ from the protocol's defaults.")
+                         f"override it; {other}). Fields marked * differ from the defaults.")
     print("\n\n".join(blocks))
     return 0
 

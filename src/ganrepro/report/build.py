@@ -316,6 +316,10 @@ def compute_tables(loaded: Loaded) -> tuple[dict, dict]:
 def build_report(grid: Grid, runs_root, out, *, html: bool = True,
                  say: Callable[[str], None] | None = None) -> Path:
     """Write the report of ``grid`` from the runs under ``runs_root`` to the folder ``out``."""
+    if grid.track == "image":  # the image track's report (same contract): report/image_build.py
+        from .image_build import build_image_report
+
+        return build_image_report(grid, runs_root, out, html=html, say=say)
     say = say or (lambda text: None)
     out = Path(out)
     say("loading runs")
