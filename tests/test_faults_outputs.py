@@ -186,6 +186,10 @@ def test_a_write_fault_during_bench_is_one_line_exit_1(tmp_path, monkeypatch, ca
            "matmul_gflops": 1.0, "device": "cpu", "device_name": "test", "framework_version": "0",
            "capability": "default", "inductor_simd_bits": None, "memory_method": "test"}
     monkeypatch.setattr(bench, "measure", lambda *a, **k: [dict(row)])
+    image_row = {"framework": "torch", "model": "dcgan", "image_size": 8, "stack": 1, "batch": 64, "step_ms": 1.0,
+                 "seed_step_ms": 1.0, "rounds": 1, "warmup_s": 0.0, "device": "cpu", "device_name": "test",
+                 "framework_version": "0"}
+    monkeypatch.setattr(bench, "measure_image", lambda *a, **k: [dict(image_row)])
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -195,8 +199,9 @@ def test_a_write_fault_during_bench_is_one_line_exit_1(tmp_path, monkeypatch, ca
     out = tmp_path / "tables"
     assert main(["bench", "--quick", "--device", "cpu", "--frameworks", "torch", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("bench: torch on cpu")  # the progress line, then the error
-    line = one_line(err.split("\n", 1)[1])
+    _, _, rest = err.rpartition("bench: ")  # after the progress lines (minibatch layer, image step): the error
+    assert err.startswith("bench: torch on cpu") and "image-track training step" in rest
+    line = one_line(rest.split("\n", 1)[1])
     assert "No space left on device" in line and str(out) in line
 
 
