@@ -14,6 +14,8 @@ import numpy as np
 
 from ganrepro.image.config import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, BN_EPS, BN_MOMENTUM, LEAKY_SLOPE, ImageConfig
 
+from .numpy_ref import numerical_gradient  # noqa: F401 (central differences, shared with the 1D reference)
+
 STRIDE, PAD = 2, 1
 
 
@@ -186,25 +188,6 @@ def adam_update(params: dict, grads: dict, slots: dict, lr: float):
         new_p[k] = params[k] - lr * m / (np.sqrt(v) + ADAM_EPS)
         new_s[k] = (m, v)
     return new_p, new_s
-
-
-def numerical_gradient(fn, params: dict, step: float = 1e-6) -> dict:
-    """Central differences of the scalar fn(params) w.r.t. every entry: (f(p + h) - f(p - h)) / 2h,
-    h = step max(1, |p|)."""
-    grads = {}
-    for name, value in params.items():
-        g = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            orig = value[idx]
-            h = step * max(1.0, abs(orig))
-            value[idx] = orig + h
-            up = fn(params)
-            value[idx] = orig - h
-            down = fn(params)
-            value[idx] = orig
-            g[idx] = (up - down) / (2 * h)
-        grads[name] = g
-    return grads
 
 
 def directional_derivative(fn, params: dict, direction: dict, step: float = 1e-6) -> float:
