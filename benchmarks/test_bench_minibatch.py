@@ -52,13 +52,16 @@ def test_minibatch_layer(benchmark, device, framework, formulation, batch, pass_
 
 
 @pytest.mark.benchmark(group="minibatch layer, training shape")
+@pytest.mark.parametrize("seeds", [32, 1024])
 @pytest.mark.parametrize("batch", [8, 12])
 @pytest.mark.parametrize("formulation", bench.FORMULATIONS)
 @pytest.mark.parametrize("framework", [_framework(f) for f in bench.FRAMEWORKS])
-def test_minibatch_layer_training_shape(benchmark, framework, formulation, batch):
+def test_minibatch_layer_training_shape(benchmark, framework, formulation, batch, seeds):
     """Forward+backward at the training batches (8: protocol 2017, 12: 2016) for a stack of 32
-    seeds, the shape the sweeps train (the tables above use one seed)."""
-    case = bench.make_case(framework, formulation, batch, "forward+backward", "cpu", seeds=32)
+    seeds, the shape the sweeps train, and of 1024, a large sweep's stack (the tables above use
+    one seed). Divide by ``seeds`` for the cost per seed."""
+    case = bench.make_case(framework, formulation, batch, "forward+backward", "cpu", seeds=seeds)
     case.run()
-    benchmark.pedantic(case.run, rounds=200, iterations=1, warmup_rounds=5)
-    benchmark.extra_info.update(case.info)
+    rounds = 200 if seeds <= 32 else 20
+    benchmark.pedantic(case.run, rounds=rounds, iterations=1, warmup_rounds=5 if seeds <= 32 else 2)
+    benchmark.extra_info.update(case.info, seeds=seeds)

@@ -49,3 +49,16 @@ def get_image_backend(framework: str) -> ModuleType:
     """The image track's twin module of ``framework`` (``torch_image`` or ``tf_image``), imported on first use."""
     check_framework(framework)
     return importlib.import_module(IMAGE_TWINS[framework])
+
+
+def check_device(framework: str, device: str) -> dict:
+    """The device_info of ``device`` for ``framework``'s twin; ``DeviceUnavailable`` (exit 2) if it cannot use it.
+
+    "cpu" is always usable and loads no framework; "cuda" imports the framework to ask it.
+    """
+    from ganrepro.devices import check_device as check_name
+    from ganrepro.devices import cpu_info
+
+    if check_name(device) == "cpu":
+        return cpu_info()
+    return get_backend(framework).use_device(device)

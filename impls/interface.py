@@ -56,6 +56,7 @@ class Twin(Protocol):
     """
 
     NAME: str  # the framework's name in ``ganrepro.impls.FRAMEWORKS``
+    STACK_LIMIT: int | None  # the largest stack whose seeds round as each alone; training.train splits above
 
     # ---- set-up and conversion
     def configure(self) -> None:
@@ -63,6 +64,9 @@ class Twin(Protocol):
 
     def versions(self) -> dict:
         """{library: version} of the framework and NumPy, for the records."""
+
+    def use_device(self, device: str) -> dict:
+        """Run this twin's work on ``device`` ("cpu" or "cuda"; ``ganrepro.devices``); its device_info."""
 
     def to_tensors(self, arrays: dict) -> dict:
         """{name: NumPy array} -> {name: tensor}, same dtype and values."""
@@ -159,6 +163,9 @@ class Twin(Protocol):
 
     def discriminate(self, config: ExperimentConfig, d_weights: dict, x: np.ndarray) -> np.ndarray:
         """D(x) for x (S, N), fed in consecutive batches of B (the last padded), NumPy in and out."""
+
+    def sort_rows(self, x: np.ndarray) -> np.ndarray:
+        """Each row of x (S, N) sorted ascending on the twin's device (exact: the values, reordered)."""
 
     def forward_and_gradients(self, config: ExperimentConfig, g_weights: dict, d_weights: dict,
                               x: np.ndarray, z: np.ndarray) -> dict:

@@ -7,6 +7,7 @@ Where PyTorch runs a Python loop, this twin runs a ``tf.while_loop`` inside one
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganrepro.config import LOG_CLIP, ExperimentConfig
+from ganrepro.devices import DeviceUnavailable, check_device, cpu_info, nvidia_driver
 from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
 from ganrepro.streams import Chunk, Pretraining, noise_routing, pad_to_batches, with_noise
 from ganrepro.weights import discriminator_shapes, generator_shapes
@@ -25,6 +27,11 @@ from .interface import CURVES, in_curve_order
 from .tf_minibatch import kernel_sums
 
 NAME = "tf"
+STACK_LIMIT = 256
+"""The largest stack whose seeds round exactly as each alone: from 512 seeds on, XLA's CPU code
+generation rounds some seeds' steps differently (measured: a seed alone vs in a stack of 512
+differed from step 3 of protocol 2017, with and without minibatch discrimination).
+``training.train`` trains larger stacks as groups of at most this many (tests/test_determinism.py)."""
 
 
 def configure() -> None:
@@ -41,9 +48,49 @@ def configure() -> None:
 configure()
 
 
+DEVICE = "/CPU:0"
+"""Where the work runs (a ``tf.device`` name): set by :func:`use_device`."""
+
+
 def versions() -> dict:
     """{library: version} of the framework and NumPy, for the records."""
     return {"tensorflow": tf.__version__, "numpy": np.__version__}
+
+
+def use_device(device: str) -> dict:
+    """Run on ``device`` ("cpu", or "cuda": the first GPU TensorFlow lists); its device_info.
+
+    ``DeviceUnavailable`` when the installed TensorFlow lists no GPU (``tensorflow-cpu`` never
+    does). The NumPy-facing entry points run under ``tf.device(DEVICE)`` (``_on_device``), so
+    that "cpu" stays on the CPU even where a GPU is visible. Determinism is ``configure``'s.
+    """
+    global DEVICE
+    check_device(device)
+    if device == "cpu":
+        DEVICE = "/CPU:0"
+        return cpu_info()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        build = "built with CUDA" if tf.test.is_built_with_cuda() else "a CPU-only build, e.g. tensorflow-cpu"
+        raise DeviceUnavailable(f"--device cuda: TensorFlow {tf.__version__} ({build}) sees no GPU here; "
+                                "allowed: cpu (PyTorch trains on CUDA where it sees a GPU)")
+    DEVICE = "/GPU:0"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    build = tf.sysconfig.get_build_info()
+    capability = details.get("compute_capability")
+    return {"type": "cuda", "name": details.get("device_name", gpus[0].name),
+            "capability": ".".join(str(v) for v in capability) if capability else None,
+            "driver": nvidia_driver(), "cuda": build.get("cuda_version"), "cudnn": build.get("cudnn_version"),
+            "tensorflow": tf.__version__}
+
+
+def _on_device(fn):
+    """Run ``fn`` under ``tf.device(DEVICE)``: its constants and ops are placed on the chosen device."""
+    @functools.wraps(fn)
+    def placed(*args, **kwargs):
+        with tf.device(DEVICE):
+            return fn(*args, **kwargs)
+    return placed
 
 
 def to_tensors(arrays: dict) -> dict:
@@ -282,6 +329,7 @@ def _build_pretrain_loop(config):
     return loop
 
 
+@_on_device
 def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> dict:
     """Protocol 2016: P steps of gradient descent on mean((D_pre(d) - pdf(d))^2)."""
     loop = _compiled("pretrain", config, _build_pretrain_loop)
@@ -290,6 +338,7 @@ def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> di
     return to_numpy(unflatten(flat, discriminator_shapes(config)))
 
 
+@_on_device
 def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> dict:
     """The training state: flat weights, optimizer slots and sums of past weights of G and D."""
     g, d = flatten(to_tensors(g_weights)), flatten(to_tensors(d_weights))
@@ -324,6 +373,7 @@ def _build_train_loop(config):
     return loop
 
 
+@_on_device
 def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
     """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``interface.CURVES``."""
     loop = _compiled("train", config, _build_train_loop)
@@ -334,6 +384,7 @@ def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
     return state, curves.numpy()
 
 
+@_on_device
 def state_weights(config: ExperimentConfig, state: dict) -> dict:
     """{"G": g_weights, "D": d_weights} of a state, as NumPy arrays."""
     return {"G": to_numpy(unflatten(state["G"], generator_shapes(config))),
@@ -341,11 +392,13 @@ def state_weights(config: ExperimentConfig, state: dict) -> dict:
 
 
 # ---- evaluation and the agreement ladder ----------------------------------------------------
+@_on_device
 def generate(config: ExperimentConfig, g_weights: dict, z: np.ndarray) -> np.ndarray:
     """G(z) for z (S, N)."""
     return generator(to_tensors(g_weights), tf.constant(z)).numpy()
 
 
+@_on_device
 def discriminate(config: ExperimentConfig, d_weights: dict, x: np.ndarray) -> np.ndarray:
     """D on (S, N) points, in consecutive batches of B (an extra batch axis after S)."""
     n = x.shape[1]
@@ -355,6 +408,13 @@ def discriminate(config: ExperimentConfig, d_weights: dict, x: np.ndarray) -> np
     return tf.reshape(prob, [x.shape[0], -1])[:, :n].numpy()
 
 
+@_on_device
+def sort_rows(x: np.ndarray) -> np.ndarray:
+    """Each row of x (S, N) sorted ascending on DEVICE (exact for finite rows, the only ones scored)."""
+    return tf.sort(tf.constant(x), axis=-1).numpy()
+
+
+@_on_device
 def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
     """Forward values, losses and gradients at fixed weights and inputs (see ``interface``)."""
     g, d = to_tensors(g_weights), to_tensors(d_weights)
@@ -380,6 +440,7 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
     return to_numpy(out)
 
 
+@_on_device
 def penalty_and_gradient(config, theta: np.ndarray, past_sum: np.ndarray, t: int):
     """The historical penalty per seed and its gradient w.r.t. theta (S, P), for the ladder."""
     theta = tf.constant(theta)
@@ -390,6 +451,7 @@ def penalty_and_gradient(config, theta: np.ndarray, past_sum: np.ndarray, t: int
     return penalty.numpy(), tape.gradient(total, theta).numpy()
 
 
+@_on_device
 def optimizer_update(config, params: dict, grads: dict, slots: dict, lr: float):
     """One update of the protocol's optimizer on NumPy arrays; slots: name -> (m, v) or {}."""
     shapes = [(k, v.shape[1:], 0.0) for k, v in params.items()]

@@ -15,10 +15,19 @@ Formulations:
   the number of stacked seeds, so a seed's bits do not depend on its stack):
   * B <= ``BROADCAST_MAX`` (16; the training batches are 8 and 12): one broadcast in pair-major
     layout, |M[.., i, None] - M[.., None, j]| as a (..., B_i, B_j, K, C) tile of at most
-    16 x 16 x K x C elements, summed over C, then exp(-s [i == j] - d) with -s [i == j] a cached
-    constant. At this size the cost is eager per-op overhead, not arithmetic, and this is the
-    fewest autograd ops (sub, abs, sum, sub, exp, sum): fewer than the reference (which also
-    builds the identity and negates separately) and about half the per-C loop's.
+    16 x 16 x K x C elements, summed over C, then exp(-s [i == j] - d). Its numbers, value and
+    gradient, are those of autograd through sub, abs, sum over C, -s [i == j] - d (a cached
+    constant; exp0: a negation), exp and sum over j, bit for bit, however it is evaluated (the
+    tests compare them bitwise); how depends on the tile's size, stack included:
+    - under ``SMALL_TILE`` elements (a seed or two), those autograd ops: per-call overhead
+      dominates and they are the fewest calls;
+    - above, with a gradient to take, ``_BroadcastSums``: the same forward in fewer passes and
+      allocations, and autograd's backward written out with the same arithmetic element for
+      element, without ATen's sgn (15 ns an element without SIMD, half the layer's time) or
+      its temporaries; 2.5-3x faster for stacks of 100-1000 seeds;
+    - above, without a gradient (evaluation), the same forward, on CPU in chunks of leading rows
+      of at most ``CHUNK_TILE`` elements, which keeps each pass in cache.
+    No evaluation reads a value back to the host.
   * B <= ``TILE`` (64): a loop over the C dims accumulating a (..., B_i, B_j, K) tensor, which
     touches fewer bytes than the broadcast once stacks are large (at most 64 x 64 x K per seed).
   * Above, fused kernels that never hold a B x B tensor:
@@ -29,11 +38,14 @@ Formulations:
   evaluates E without an exp per pair: with r the midrange of M[:, k, c] over the batch,
   u = exp(M - r), v = exp(r - M), exp(-|x_i - x_j|) = min(u_i v_j, u_j v_i), so
   E[i,j,k] = prod_c min(u_ic v_jc, u_jc v_ic) costs 3 C multiplications and C minima. That is
-  exact algebra; it needs |M - r| <= LOG_RANGE (products stay finite), checked per call: a wider
-  spread takes the exp-per-pair backward. Both directions are compiled by TorchInductor (one C++
-  or Triton kernel each, the reduction over j fused; shapes dynamic, so one compilation serves
-  every B). On CPU the kernels are vectorised with AVX2 and compiled for x86-64-v3 on every CPU (the
-  instruction-set pin, ``ganrepro.isa``; ``SIMD_BITS``)
+  exact algebra; it needs |M - r| <= LOG_RANGE (products stay finite), checked per call on CPU
+  by one read back to the host: a wider spread takes the exp-per-pair backward. On any other
+  device (CUDA) the backward is always the exp-per-pair one, without reading anything back: a
+  device-to-host read per call costs more than the exps (``fused_sums``'s ``host_read``). Both
+  directions are compiled by TorchInductor (one C++ or Triton kernel each, the reduction over j
+  fused; shapes dynamic, so one compilation serves every B). On CPU the kernels are vectorised
+  with AVX2 and compiled for x86-64-v3 on every CPU (the instruction-set pin, ``ganrepro.isa``;
+  ``SIMD_BITS``)
   even under ATEN_CPU_CAPABILITY=default, which only governs ATen's own eager kernels.
 """
 from __future__ import annotations
@@ -42,12 +54,20 @@ import functools
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 
 FORMULATIONS = ("reference", "production")
 BROADCAST_MAX = 16
 """The production formulation uses the pair-major broadcast up to BROADCAST_MAX rows."""
 TILE = 64
 """... then the per-C loop up to TILE rows, and the fused kernels above."""
+SMALL_TILE = 4096
+"""Below this many elements in the broadcast's (..., B, B, K, C) tile, autograd's ops (see
+``broadcast_sums``): per-call overhead dominates there. The same bits either side."""
+CHUNK_TILE = 2 ** 16
+"""Without a gradient, on CPU, tiles above this many elements are evaluated in chunks of leading
+rows of at most this many (256 KiB in float32): memory-bound passes over 10-100 MB tensors (D
+on the evaluation grid) become passes in cache, 3x faster. Rows are independent: the same bits."""
 SELF_VALUE = {"exp-1": math.exp(-1.0), "exp0": 1.0, "none": 0.0}
 SELF_S = {"exp-1": 1.0, "exp0": 0.0, "none": math.inf}
 
@@ -79,9 +99,90 @@ def reference_sums(m, self_term: str):
 
 
 def broadcast_sums(m, self_term: str):
-    """The pair-major broadcast: |M[i,k,c] - M[j,k,c]| as one (..., B_i, B_j, K, C) tile."""
-    dist = (m.unsqueeze(-3) - m.unsqueeze(-4)).abs().sum(-1)  # (..., B_i, B_j, K)
-    return _production_kernel(dist, self_term).sum(-2)
+    """The pair-major broadcast: |M[i,k,c] - M[j,k,c]| as one (..., B_i, B_j, K, C) tile, evaluated
+    one of four ways by the tile's size, the same numbers bit for bit (module docstring)."""
+    b = m.shape[-3]
+    tile = m.numel() * b
+    if tile < SMALL_TILE:  # autograd's ops: the fewest Python calls
+        dist = (m.unsqueeze(-3) - m.unsqueeze(-4)).abs().sum(-1)  # (..., B_i, B_j, K)
+        return _production_kernel(dist, self_term).sum(-2)
+    if torch.is_grad_enabled() and m.requires_grad:
+        return _BroadcastSums.apply(m, self_term)
+    if m.device.type == "cpu" and tile > CHUNK_TILE:  # chunks of leading rows, each pass in cache
+        per_row = b * math.prod(m.shape[-3:])  # B x B x K x C
+        rows = m.reshape(-1, *m.shape[-3:]).split(max(1, CHUNK_TILE // per_row))
+        chunks = [_broadcast_kernel(r.unsqueeze(-3) - r.unsqueeze(-4), self_term).sum(-2) for r in rows]
+        return torch.cat(chunks).reshape(m.shape[:-1])
+    return _broadcast_kernel(m.unsqueeze(-3) - m.unsqueeze(-4), self_term).sum(-2)
+
+
+def _broadcast_kernel(diff, self_term: str):
+    """exp(-s [i == j] - d) (..., B_i, B_j, K) from M_i - M_j (..., B_i, B_j, K, C), the numbers of
+    ``_production_kernel(diff.abs().sum(-1))`` with one (..., B_i, B_j, K) tensor allocated.
+
+    d = sum_c |diff_c| (see ``_abs_sum_over_c``); -s [i == j] - d as -d + (-s) on the diagonal
+    only: a - b is a + (-b) and -d + 0 is -d off it (exp(+0) = exp(-0) where d = 0)."""
+    kernel = _abs_sum_over_c(diff).neg_()
+    if self_term != "exp0":
+        kernel.diagonal(0, -3, -2).add_(-SELF_S[self_term])
+    return kernel.exp_()
+
+
+def _abs_sum_over_c(diff):
+    """diff.abs().sum(-1), bitwise, without the (..., B, B, K, C) tensor of absolute values: ATen
+    sums a contiguous last axis of at most 3 (fewer than its 4 partial sums) in index order,
+    ((x0 + x1) + x2), which adds of strided views reproduce, 3x faster. |x| is copysign(x, 1)
+    (both clear the sign bit): abs' output is filled once before it is written, under
+    ``torch.use_deterministic_algorithms`` (``torch_twin.configure``), copysign's is not."""
+    if diff.shape[-1] > 3 or not diff.is_contiguous():
+        return diff.abs().sum(-1)
+    cols = diff.unbind(-1)
+    total = torch.copysign(cols[0], 1.0)
+    if len(cols) > 1:
+        scratch = torch.copysign(cols[1], 1.0)
+        total.add_(scratch)
+        if len(cols) > 2:
+            total.add_(torch.copysign(cols[2], 1.0, out=scratch))
+    return total
+
+
+class _BroadcastSums(torch.autograd.Function):
+    """``broadcast_sums`` with autograd's backward through its ops written out: the same numbers.
+
+    Autograd through sub, abs, sum over C, exp(-s [i == j] - d) and sum over j forms
+    gE = g_i E_ij, then the gradient of the differences M_i - M_j, -gE sgn(M_i - M_j) (abs'
+    backward), sums it over j (M_i's part) and its negation over i (M_j's part), and adds the
+    two. Here p = gE sgn(M_i - M_j) is that negation itself ((-x) y = -(x y) exactly), so both
+    sums run in the same ATen reductions on the same tensors: the same bits. ATen's sgn takes
+    15 ns an element without SIMD (ATEN_CPU_CAPABILITY=default), over half of autograd's time
+    here; sgn(x) = clamp(x 2^e 2^e, -1, 1), 2^e the largest power of 2, is exact (2^(2e) times
+    the smallest subnormal is above 1) and x is never -0 (M + 0 first; sgn(-0) is +0). Fewer
+    temporaries too: the sign overwrites the differences. Nothing is read back to the host, and
+    the backward is once differentiable (training takes first derivatives only).
+    """
+
+    @staticmethod
+    def forward(ctx, m, self_term: str):
+        m = m + 0.0  # -0 -> +0: a difference is then never -0 (only -0 - +0 is)
+        diff = m.unsqueeze(-3) - m.unsqueeze(-4)  # (..., B_i, B_j, K, C)
+        kernel = _broadcast_kernel(diff, self_term)
+        scale = 2.0 ** (math.frexp(torch.finfo(diff.dtype).max)[1] - 1)  # the largest power of 2
+        sign = diff.mul_(scale).mul_(scale).clamp_(-1.0, 1.0)  # sgn(M_i - M_j), in place
+        ctx.save_for_backward(sign, kernel)
+        return kernel.sum(-2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        sign, kernel = ctx.saved_tensors
+        # minus dL/d(M_i - M_j) = g_i E_ij sgn(M_i - M_j); gE broadcast over C by a copy, then
+        # multiplied in place: 1.5x faster than a product broadcasting over the last axis
+        p = (grad.unsqueeze(-2) * kernel).unsqueeze(-1).expand_as(sign).contiguous().mul_(sign)
+        if p.shape[-4] == 1:  # B = 1: autograd's sum_to reduces nothing
+            return p.neg().squeeze(-3) + p.squeeze(-4), None
+        from_j = p.sum(-4, keepdim=True)  # M_j's part: sum over i of minus the gradient
+        from_i = p.neg_().sum(-3, keepdim=True)  # M_i's part: sum over j of the gradient
+        return from_i.squeeze(-3) + from_j.squeeze(-4), None
 
 
 def loop_sums(m, self_term: str):
@@ -117,11 +218,17 @@ def _pair_kernel(dist, eye, self_term: str):
     return torch.exp(-dist) * (1 - eye)
 
 
-def fused_sums(m, self_term: str):
-    """The fused kernels on a = M as (N, K, C, B) rows (N = the flattened leading axes)."""
+def fused_sums(m, self_term: str, host_read: bool | None = None):
+    """The fused kernels on a = M as (N, K, C, B) rows (N = the flattened leading axes).
+
+    ``host_read``: whether the backward may read the spread of a back to the host to choose the
+    products backward (default: on CPU only). Without it, the exp-per-pair backward, always: on a
+    GPU the exp is cheap and a device-to-host read per call is not (it stalls the launch queue)."""
     lead, (b, k, c) = m.shape[:-3], m.shape[-3:]
     a = m.reshape(-1, b, k, c).permute(0, 2, 3, 1).contiguous()
-    o = _FusedSums.apply(a, SELF_VALUE[self_term])  # (N, K, B)
+    if host_read is None:
+        host_read = a.device.type == "cpu"
+    o = _FusedSums.apply(a, SELF_VALUE[self_term], host_read)  # (N, K, B)
     return o.permute(0, 2, 1).reshape(*lead, b, k)
 
 
@@ -129,18 +236,21 @@ class _FusedSums(torch.autograd.Function):
     """o = exp(-s) + sum_{j != i} E[i, j]; backward -sum_j (g_i + g_j) E[i, j] sign(a_i - a_j)."""
 
     @staticmethod
-    def forward(ctx, a, self_value: float):
+    def forward(ctx, a, self_value: float, host_read: bool):
         ctx.save_for_backward(a)
+        ctx.host_read = host_read
         return _compiled("forward")(a) + self_value
 
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved_tensors
         grad = grad.contiguous()
-        centre = 0.5 * (a.amax(-1, keepdim=True) + a.amin(-1, keepdim=True))
-        if float((a - centre).abs().max()) <= log_range(a.dtype):
-            return _compiled("backward_products")(a, torch.exp(a - centre), torch.exp(centre - a), grad), None
-        return _compiled("backward_exp")(a, grad), None
+        if ctx.host_read:
+            centre = 0.5 * (a.amax(-1, keepdim=True) + a.amin(-1, keepdim=True))
+            if float((a - centre).abs().max()) <= log_range(a.dtype):
+                products = _compiled("backward_products")(a, torch.exp(a - centre), torch.exp(centre - a), grad)
+                return products, None, None
+        return _compiled("backward_exp")(a, grad), None, None
 
 
 # ---- the kernels compiled by TorchInductor; a (N, K, C, B), rows i, columns j -------------------

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ganrepro.config import LOG_CLIP, ExperimentConfig
+from ganrepro.devices import DeviceUnavailable, check_device, cpu_info, nvidia_driver
 from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
 from ganrepro.streams import Chunk, Pretraining, noise_routing, pad_to_batches, with_noise
 from ganrepro.weights import discriminator_shapes, generator_shapes
@@ -24,6 +25,8 @@ from .interface import CURVES, in_curve_order
 from .torch_minibatch import kernel_sums
 
 NAME = "torch"
+STACK_LIMIT = None
+"""No limit: a seed alone and in a stack of any size round the same (tests/test_determinism.py)."""
 
 
 def configure() -> None:
@@ -44,10 +47,15 @@ def configure() -> None:
     torch.use_deterministic_algorithms(True)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
     torch.set_num_threads(1)
 
 
 configure()
+
+DEVICE = torch.device("cpu")
+"""Where tensors are made and the work runs: set by :func:`use_device`."""
 
 
 def versions() -> dict:
@@ -55,14 +63,47 @@ def versions() -> dict:
     return {"torch": torch.__version__, "numpy": np.__version__}
 
 
+def use_device(device: str) -> dict:
+    """Run on ``device`` ("cpu", or "cuda": the current CUDA GPU); its device_info. ``DeviceUnavailable`` if none.
+
+    On CUDA, determinism is what ``configure`` set: deterministic algorithms (an op without a
+    deterministic CUDA kernel raises instead of running), cuBLAS's fixed workspace
+    (``CUBLAS_WORKSPACE_CONFIG``, set before torch is imported), TF32 off, cuDNN deterministic.
+    """
+    global DEVICE
+    check_device(device)
+    if device == "cpu":
+        DEVICE = torch.device("cpu")
+        return cpu_info()
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise DeviceUnavailable(f"--device cuda: PyTorch {torch.__version__} ({build}) sees no CUDA device "
+                                "here; allowed: cpu")
+    DEVICE = torch.device("cuda", torch.cuda.current_device())
+    props = torch.cuda.get_device_properties(DEVICE)
+    return {"type": "cuda", "name": props.name, "capability": f"{props.major}.{props.minor}",
+            "memory_bytes": int(props.total_memory), "driver": nvidia_driver(), "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(), "torch": torch.__version__}
+
+
 def to_tensors(arrays: dict) -> dict:
-    """{name: NumPy array} -> {name: tensor}, same dtype and values."""
-    return {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+    """{name: NumPy array} -> {name: tensor on DEVICE}, same dtype and values."""
+    return {k: _tensor(np.array(v)) for k, v in arrays.items()}
 
 
 def to_numpy(tensors: dict) -> dict:
     """{name: tensor} -> {name: NumPy array} (copies)."""
-    return {k: v.detach().numpy().copy() for k, v in tensors.items()}
+    return {k: _host(v).copy() for k, v in tensors.items()}
+
+
+def _tensor(array: np.ndarray):
+    """A NumPy array as a tensor on DEVICE (shares memory on the CPU)."""
+    return torch.from_numpy(array).to(DEVICE)
+
+
+def _host(t) -> np.ndarray:
+    """A tensor's values as a NumPy array (a view on the CPU, a copy from a GPU)."""
+    return t.detach().cpu().numpy()
 
 
 # ---- layers ---------------------------------------------------------------------------------
@@ -163,7 +204,7 @@ def historical_penalty(theta, past_sum, t, config):
     """Per seed: lambda * ||theta - past_sum / t||^2, the mean over the player's t past values
     theta_0 .. theta_{t-1}; zero at t = 0 (no past yet). t: a Python int (the step loop is Python's)."""
     if t == 0:
-        return torch.zeros(theta.shape[0], dtype=theta.dtype)
+        return torch.zeros(theta.shape[0], dtype=theta.dtype, device=theta.device)
     diff = theta - past_sum / t
     return config.historical_averaging * (diff * diff).sum(-1)
 
@@ -267,7 +308,7 @@ def pretrain(config: ExperimentConfig, d_weights: dict, data: Pretraining) -> di
     """Protocol 2016: P steps of gradient descent on mean((D_pre(d) - pdf(d))^2)."""
     shapes = discriminator_shapes(config)
     flat = flatten(to_tensors(d_weights))
-    inputs, labels, lrs = torch.from_numpy(data.inputs), torch.from_numpy(data.labels), data.lr.tolist()
+    inputs, labels, lrs = _tensor(data.inputs), _tensor(data.labels), data.lr.tolist()
     for t in range(inputs.shape[0]):
         flat = flat.detach().requires_grad_(True)
         d_out, _ = discriminator(unflatten(flat, shapes), inputs[t], config)
@@ -286,12 +327,12 @@ def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> di
 
 def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
     """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``interface.CURVES``."""
-    x, z_d, z_g, n_real, n_fake_d, n_fake_g = (torch.from_numpy(a) for a in (
+    x, z_d, z_g, n_real, n_fake_d, n_fake_g = (_tensor(a) for a in (
         chunk.x, chunk.z_d, chunk.z_g, chunk.noise_real, chunk.noise_fake_d, chunk.noise_fake_g))
     lr_d, lr_g = chunk.lr_d.tolist(), chunk.lr_g.tolist()
     g, d, g_slots, d_slots = state["G"], state["D"], state["G_slots"], state["D_slots"]
     g_past, d_past = state["G_past"], state["D_past"]
-    curves = torch.zeros(x.shape[0], x.shape[1], len(CURVES), dtype=x.dtype)
+    curves = torch.zeros(x.shape[0], x.shape[1], len(CURVES), dtype=x.dtype, device=x.device)
     for i in range(chunk.n_valid):
         t = chunk.start + i
         d_new, d_slots, d_curves = d_step(
@@ -303,7 +344,7 @@ def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
         g, d = g_new, d_new
         curves[i] = torch.stack(in_curve_order(d_curves, g_curves), dim=-1)
     state = {"G": g, "D": d, "G_slots": g_slots, "D_slots": d_slots, "G_past": g_past, "D_past": d_past}
-    return state, curves.numpy()
+    return state, _host(curves)
 
 
 def state_weights(config: ExperimentConfig, state: dict) -> dict:
@@ -316,17 +357,22 @@ def state_weights(config: ExperimentConfig, state: dict) -> dict:
 def generate(config: ExperimentConfig, g_weights: dict, z: np.ndarray) -> np.ndarray:
     """G(z) for z (S, N)."""
     with torch.no_grad():
-        return generator(to_tensors(g_weights), torch.from_numpy(z)).numpy()
+        return _host(generator(to_tensors(g_weights), _tensor(z)))
 
 
 def discriminate(config: ExperimentConfig, d_weights: dict, x: np.ndarray) -> np.ndarray:
     """D on (S, N) points, in consecutive batches of B (an extra batch axis after S)."""
     n = x.shape[1]
-    batches = torch.from_numpy(pad_to_batches(x, config.batch_size))  # (S, nb, B)
+    batches = _tensor(pad_to_batches(x, config.batch_size))  # (S, nb, B)
     params = {k: v.unsqueeze(1) for k, v in to_tensors(d_weights).items()}  # broadcast over nb
     with torch.no_grad():
         prob, _ = discriminator(params, batches, config)
-    return prob.reshape(x.shape[0], -1)[:, :n].numpy()
+    return _host(prob.reshape(x.shape[0], -1)[:, :n])
+
+
+def sort_rows(x: np.ndarray) -> np.ndarray:
+    """Each row of x (S, N) sorted ascending on DEVICE (exact: the values, reordered; NaN last)."""
+    return _host(torch.sort(_tensor(x), dim=-1).values)
 
 
 def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
@@ -334,7 +380,7 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
     g, d = to_tensors(g_weights), to_tensors(d_weights)
     for v in (*g.values(), *d.values()):
         v.requires_grad_(True)
-    x, z = torch.from_numpy(x), torch.from_numpy(z)
+    x, z = _tensor(x), _tensor(z)
     g_out = generator(g, z)
     d_real, f_real = discriminator(d, x, config)
     d_fake, f_fake = discriminator(d, g_out, config)
@@ -355,12 +401,12 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
 
 def penalty_and_gradient(config, theta: np.ndarray, past_sum: np.ndarray, t: int):
     """The historical penalty per seed and its gradient w.r.t. theta (S, P), for the ladder."""
-    theta = torch.from_numpy(theta).requires_grad_(True)
-    penalty = historical_penalty(theta, torch.from_numpy(past_sum), t, config)
+    theta = _tensor(theta).requires_grad_(True)
+    penalty = historical_penalty(theta, _tensor(past_sum), t, config)
     if not penalty.requires_grad:  # t = 0: a constant zero
-        return penalty.numpy(), np.zeros(tuple(theta.shape))
+        return _host(penalty), np.zeros(tuple(theta.shape))
     (grad,) = torch.autograd.grad(penalty.sum(), theta)
-    return penalty.detach().numpy(), grad.numpy()
+    return _host(penalty), _host(grad)
 
 
 def optimizer_update(config, params: dict, grads: dict, slots: dict, lr: float):

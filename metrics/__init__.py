@@ -7,13 +7,15 @@ implementations hand their generated samples, as NumPy arrays, to these function
 - :mod:`.distance` ks_statistic, wasserstein1 (to the exact target CDF, closed form)
 - :mod:`.kde`      kde_log_likelihood (Parzen window, bandwidth chosen on a validation draw); its exact
                    paths: :mod:`.kde_direct` (pairwise sums), :mod:`.kde_moments` (Taylor moments), and
-                   :mod:`.kde_cost` (which path is cheaper)
+                   :mod:`.kde_cost` (which path is cheaper); :mod:`.kde_select` (the bandwidth's
+                   exact argmax from rigorous bounds of the validation scores, without all of them)
 - :mod:`.status`   run_status: "ok" / "collapsed" / "diverged"
-- :mod:`.evaluate` evaluate: everything for one sample array, as a plain dict
+- :mod:`.evaluate` evaluate: everything for one sample array, as a plain dict; evaluate_many: the
+                   same for every row of a stack (one generator per row), sorting once
 - :mod:`.floor`    perfect_generator_floor and PUBLISHED_FLOOR
 """
 from .distance import ks_statistic, wasserstein1
-from .evaluate import METRIC_KEYS, evaluate
+from .evaluate import METRIC_KEYS, evaluate, evaluate_many
 from .floor import PUBLISHED_FLOOR, perfect_generator_floor
 from .kde import DEFAULT_BANDWIDTHS, KDEResult, kde_log_likelihood, parzen_log_likelihoods
 from .status import (
@@ -51,6 +53,7 @@ __all__ = [
     "TARGET_ENTROPY",
     "KDEResult",
     "evaluate",
+    "evaluate_many",
     "kde_log_likelihood",
     "ks_statistic",
     "parzen_log_likelihoods",

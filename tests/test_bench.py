@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from ganrepro import bench
+from ganrepro.bench import training_steps
 from ganrepro.cli import main
 
 
@@ -22,6 +23,7 @@ from ganrepro.cli import main
     (["--batch-sizes", "8,8"], "batch sizes must be distinct, got '8,8'"),
     (["--batch-sizes", "1000000"], "at most 16384"),
     (["--frameworks", "torch,torch"], "names a framework twice"),
+    (["--parts", "minibatch,layer"], "--parts: unknown part 'layer'; allowed: minibatch, training, image"),
 ])
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "tables"
@@ -67,14 +69,29 @@ def test_table_ratios():
 
 @pytest.mark.slow
 def test_quick_run_writes_the_tables(tmp_path, capsys):
-    """Both frameworks, both formulations, B = 8 (the small-batch paths) and 96 (fused / tiled kernels)."""
+    """Both frameworks, both formulations, B = 8 (the small-batch paths) and 96 (fused / tiled kernels);
+    every part (the training table's rows: tests/test_bench_training_table.py)."""
     out = tmp_path / "benchmarks"
     assert main(["bench", "--quick", "--device", "cpu", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [".ganrepro-output.json", "README.md", "image_training_cpu.csv",
                                                      "image_training_cpu.md", "minibatch_cpu.csv",
-                                                     "minibatch_cpu.md", "minibatch_cpu.png"]
+                                                     "minibatch_cpu.md", "minibatch_cpu.png", "training_cpu.csv",
+                                                     "training_cpu.md", "training_cpu.png"]
     readme = (out / "README.md").read_text()
     assert "## Minibatch-discrimination layer, cpu" in readme and "## Image track: one training step, cpu" in readme
+    assert "## Training step, cpu" in readme and "(training_cpu.png)" in readme
+    training = pd.read_csv(out / "training_cpu.csv")
+    assert list(training.columns) == training_steps.COLUMNS
+    assert set(training.framework) == {"torch", "tf"} and set(training.protocol) == {2016, 2017}
+    assert set(training["stack"]) == set(bench.TRAINING_QUICK_STACKS) and set(training.minibatch) == {False, True}
+    assert len(training) == 2 * 2 * 2 * len(bench.TRAINING_QUICK_STACKS)
+    assert (training.step_s > 0).all() and (training.baseline_step_s > 0).all()
+    assert np.isfinite(training.vs_baseline).all() and (training.vs_baseline > 0).all()
+    assert np.allclose(training.seed_step_ns, training.step_s / training["stack"] * 1e9, rtol=1e-12)
+    assert np.allclose(training.run_s, training.step_s * training.protocol.map({2017: 5001, 2016: 2200}), rtol=1e-12)
+    assert training.vs_cpu.isna().all() and (training.steps_per_call == training_steps.QUICK_STEPS).all()
+    training_md = (out / "training_cpu.md").read_text()
+    assert training_md.startswith("# Training step, cpu: ") and "| tf | 2017 | yes | 128 | 2 |" in training_md
     image = pd.read_csv(out / "image_training_cpu.csv")
     assert set(image.framework) == {"torch", "tf"} and set(image.model) == {"dcgan", "linear"}
     assert (image.step_ms > 0).all()

@@ -229,8 +229,9 @@ def test_out_layout_and_determinism(framework, tmp_path, capsys):
         record = json.loads(first[k]["record.json"])
         metrics = json.loads(first[k]["metrics.json"])
         assert set(record) == {"config", "slug", "framework", "seed", "metrics", "status", "timings",
-                               "versions", "device", "isa", "files", "config_sha256"}
+                               "versions", "device", "device_info", "isa", "files", "config_sha256"}
         assert record["isa"]["pinned"] is isa.pinned()
+        assert record["device"] == "cpu" and record["device_info"]["type"] == "cpu"
         assert set(metrics) == {"config", "slug", "framework", "seed", "metrics", "status"}
         assert "seeds" not in record["config"] and record["config"]["minibatch"] is True
         assert (metrics["seed"], metrics["framework"], metrics["slug"]) == (k, framework, slug)

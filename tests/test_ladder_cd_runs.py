@@ -72,15 +72,17 @@ SEEDS = range(8)
 MIN_KINK_STEP = 100
 
 
-def sensitivity_horizons(config, reference, dtype) -> np.ndarray:
-    """Per seed: first recorded step index at which a one-ulp perturbed run departs by > TRIGGER."""
+def sensitivity_horizons(config, reference, dtype, framework: str = "tf", device: str = "cpu") -> np.ndarray:
+    """Per seed: first recorded step index at which a one-ulp perturbed run (of ``framework`` on
+    ``device``, like ``reference``) departs from ``reference`` by > TRIGGER."""
     w = initial_weights(config)
     worst = np.zeros(reference.curves.shape[:2])
     for replica in range(3):
         rng = np.random.default_rng(replica)
         perturbed = {net: {k: (v * (1 + PERTURBATION[dtype] * rng.choice([-1.0, 1.0], v.shape))).astype(v.dtype)
                            for k, v in params.items()} for net, params in w.items()}
-        worst = np.maximum(worst, curve_difference(train(config, "tf", init=perturbed).curves, reference.curves))
+        rerun = train(config, framework, init=perturbed, device=device)
+        worst = np.maximum(worst, curve_difference(rerun.curves, reference.curves))
     over = worst > TRIGGER[dtype]
     return np.where(over.any(axis=0), over.argmax(axis=0), worst.shape[0])
 
@@ -91,8 +93,15 @@ def sensitivity_horizons(config, reference, dtype) -> np.ndarray:
 def test_whole_runs_agree_up_to_each_seeds_sensitivity_horizon(twins, cell, dtype, agreement):
     config = CELLS[cell].replace(dtype=dtype, seeds=tuple(SEEDS), curve_interval=1)
     a, b = train(config, "torch"), train(config, "tf")
+    assert_runs_agree(a, b, sensitivity_horizons(config, b, dtype), dtype, agreement)
+
+
+def assert_runs_agree(a, b, horizons, dtype, agreement) -> None:
+    """Runs ``a`` and ``b`` of the same config agree within BOUND up to each seed's horizon (and
+    its first kink event), and in their final weights, samples and D where the horizon is the whole
+    run; some seed must be compared over at least 10 recorded steps. The rungs (c), (d) and the
+    CPU-vs-CUDA rung (test_ladder_e_devices.py) share it."""
     assert np.array_equal(a.curve_steps, b.curve_steps)
-    horizons = sensitivity_horizons(config, b, dtype)
     scale = growth(a.curve_steps, dtype)[:, None]  # per step; differences below are divided by it
     losses = curve_difference(a.curves[..., :4], b.curves[..., :4]) / scale
     norms = curve_difference(a.curves[..., 4:], b.curves[..., 4:]) / scale

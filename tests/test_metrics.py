@@ -22,11 +22,13 @@ from ganrepro.metrics import (
     STATUSES,
     TARGET_ENTROPY,
     KDEResult,
+    distance,
     evaluate,
     kde_cost,
     kde_direct,
     kde_log_likelihood,
     kde_moments,
+    kde_select,
     ks_statistic,
     parzen_log_likelihoods,
     perfect_generator_floor,
@@ -397,6 +399,180 @@ def test_kde_memory_at_full_size():
     finally:
         tracemalloc.stop()
     assert peak < 100e6  # a single unchunked 10k x 10k float64 matrix alone would be 800 MB
+
+
+# ---- KDE: the bandwidth selection without every score (kde_select) ----------------------------
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def _selection_cases():
+    """(samples, validation, grid) triples: shapes, sizes and grids the bounds must get right,
+    with the exact-score fallback (several survivors) exercised by duplicated grid values."""
+    r = _rng(30)
+    v = r.normal(MU, SIGMA, 2000)
+    grid = DEFAULT_BANDWIDTHS
+    target = r.normal(MU, SIGMA, 10_000)
+    cases = {
+        "target": (target, v, grid),
+        "target_3000": (r.normal(MU, SIGMA, 3000), v, grid),
+        "shifted": (r.normal(MU + 0.3, SIGMA, 5000), v, grid),
+        "far_mean": (r.normal(MU + 5.0, SIGMA, 5000), v, grid),
+        "over_dispersed": (r.normal(MU, 0.8, 5000), v, grid),
+        "under_dispersed": (r.normal(MU, 0.3, 5000), v, grid),
+        "narrow": (r.normal(MU, 0.05, 10_000), v, grid),
+        "very_narrow": (r.normal(MU, 1e-3, 5000), v, grid),
+        "wide": (r.normal(MU, 5.0, 10_000), v, grid),
+        "bimodal": (np.concatenate([r.normal(3.0, 0.1, 2500), r.normal(5.0, 0.1, 2500)]), v, grid),
+        "distant_modes": (np.concatenate([r.normal(-20.0, 0.5, 2500), r.normal(30.0, 0.5, 2500)]), v, grid),
+        "mixture_5": (r.normal(r.normal(MU, 1.0, 5)[r.integers(0, 5, 5000)], 0.05), v, grid),
+        "point_mass_mu": (np.full(5000, MU), v, grid),
+        "point_mass_off": (np.full(5000, MU + 1.3), v, grid),
+        "point_mass_far": (np.full(3000, 40.0), v, grid),
+        "rounded_2": (np.round(r.normal(MU, SIGMA, 10_000), 2), v, grid),
+        "rounded_0": (np.round(r.normal(MU, SIGMA, 5000)), v, grid),
+        "few_values": (r.choice(r.normal(MU, SIGMA, 30), 5000), v, grid),
+        "uniform": (r.uniform(3.0, 5.0, 5000), v, grid),
+        "cauchy": (MU + 0.5 * r.standard_cauchy(10_000), v, grid),
+        "student_t2": (MU + 0.5 * r.standard_t(2.0, 5000), v, grid),
+        "sinh_tails": (MU + 0.5 * np.sinh(r.normal(0.0, 1.5, 5000)), v, grid),
+        "half_target": (np.sort(target)[:5000], v, grid),
+        "contains_validation": (np.concatenate([v, r.normal(MU, SIGMA, 1000)]), v, grid),
+        "tiny_n": (r.normal(MU, SIGMA, 3), v, grid),
+        "n_1": (np.array([MU + 0.2]), v, grid),
+        "n_150_small_problem": (r.normal(MU, SIGMA, 150), v[:500], grid),
+        "validation_1": (target, v[:1], grid),
+        "grid_custom_sorted": (target, v, (0.02, 0.05, 0.08, 0.12, 0.3)),
+        "grid_custom_unsorted": (target, v, (0.3, 0.05, 1.7, 0.01, 0.12, 0.002)),
+        "grid_single": (target, v, (0.1,)),
+        "grid_ties_wide": (r.normal(MU, 5.0, 5000), v, (*DEFAULT_BANDWIDTHS, 2**-3.0, 2**-3.5)),
+        "grid_ties_narrow": (np.concatenate([v, v]), v, (DEFAULT_BANDWIDTHS[0], *DEFAULT_BANDWIDTHS)),
+        "grid_reversed": (r.normal(MU, 0.2, 5000), v, tuple(reversed(DEFAULT_BANDWIDTHS))),
+        "grid_very_wide_range": (target, v, (1e-4, 1e-3, 0.1, 10.0, 1e3)),
+    }
+    return cases
+
+
+_SELECTION_CASES = _selection_cases()
+
+
+@pytest.mark.parametrize("name", list(_SELECTION_CASES))
+def test_kde_selection_equals_full_computation(name):
+    """select_bandwidth gives nanargmax over every exact validation score (the old computation,
+    kept as _select_bandwidth_reference), and kde_log_likelihood without the scores gives the
+    same mean, stderr and bandwidth bit for bit."""
+    x, v, grid = _SELECTION_CASES[name]
+    s, h = np.sort(x), np.array(grid)
+    want, scores = kde_module._select_bandwidth_reference(s, v, h)
+    assert want is not None and want == int(np.nanargmax(scores))
+    assert kde_module.select_bandwidth(s, v, h) == want
+    test = _rng(31).normal(MU, SIGMA, 2000)
+    full = kde_log_likelihood(x, test, v, bandwidths=grid)
+    fast = kde_log_likelihood(x, test, v, bandwidths=grid, validation_scores=False)
+    assert fast.validation_scores is None and fast.bandwidths == full.bandwidths
+    assert [_bits(a) for a in (fast.mean, fast.stderr, fast.bandwidth)] == [
+        _bits(a) for a in (full.mean, full.stderr, full.bandwidth)
+    ]
+    assert full.bandwidth == grid[want]
+
+
+@pytest.mark.parametrize("name", ["target", "narrow", "bimodal", "point_mass_off", "cauchy", "rounded_2"])
+def test_kde_score_bounds_enclose_the_exact_scores(name):
+    """L_j <= score_j <= U_j for the exact scores, with intervals narrow where they matter: the
+    argmax is the only survivor on these samples (no exact score needed)."""
+    x, v, grid = _SELECTION_CASES[name]
+    s, h = np.sort(x), np.array(grid)
+    _, scores = kde_module._select_bandwidth_reference(s, v, h)
+    assert kde_select.bounds_apply(s, v, h)
+    lower, upper = kde_select.score_bounds(s, v, h)
+    assert np.all(lower <= scores) and np.all(scores <= upper)
+    assert list(kde_select.surviving_bandwidths(lower, upper)) == [int(np.argmax(scores))]
+
+
+@pytest.mark.parametrize("name", ["grid_ties_wide", "grid_ties_narrow"])
+def test_kde_selection_ties_are_decided_by_the_exact_scores(name):
+    """A duplicated grid value ties: both copies survive the bounds and their exact scores decide.
+    The wide copies (Taylor moments, computed alike) tie bit for bit, and the first wins; the
+    narrow ones do not: the direct sums reach the first copy by squaring the previous bandwidth's
+    kernel values and the second by a fresh exp, so their scores differ in the last bits, and the
+    larger wins, exactly as nanargmax over every score decides."""
+    x, v, grid = _SELECTION_CASES[name]
+    s, h = np.sort(x), np.array(grid)
+    lower, upper = kde_select.score_bounds(s, v, h)
+    rows = kde_select.surviving_bandwidths(lower, upper)
+    assert rows.size == 2 and h[rows[0]] == h[rows[1]]
+    want, scores = kde_module._select_bandwidth_reference(s, v, h)
+    assert kde_module.select_bandwidth(s, v, h) == want
+    if name == "grid_ties_wide":
+        assert scores[rows[0]] == scores[rows[1]] and want == rows[0]
+    else:
+        assert scores[rows[0]] != scores[rows[1]] and abs(scores[rows[0]] - scores[rows[1]]) < 1e-12
+
+
+def test_kde_selection_with_non_finite_samples_is_nan():
+    r = _rng(32)
+    for bad in (np.nan, np.inf):
+        x = r.normal(MU, SIGMA, 5000)
+        x[17] = bad
+        res = kde_log_likelihood(x, r.normal(MU, SIGMA, 300), r.normal(MU, SIGMA, 200), validation_scores=False)
+        assert all(math.isnan(a) for a in (res.mean, res.stderr, res.bandwidth)) and res.validation_scores is None
+
+
+def test_kde_selection_of_absurd_magnitudes_is_the_reference():
+    """|x| ~ 1e200: the exact code overflows to NaN scores; selection falls back to it entirely."""
+    v = _rng(33).normal(MU, SIGMA, 2000)
+    for x in (np.full(1000, 1e200), np.concatenate([np.full(500, 1e200), _rng(34).normal(MU, SIGMA, 500)])):
+        s, h = np.sort(x), np.array(DEFAULT_BANDWIDTHS)
+        with np.errstate(all="ignore"):
+            assert kde_module.select_bandwidth(s, v, h) == kde_module._select_bandwidth_reference(s, v, h)[0]
+
+
+@pytest.mark.parametrize("name", ["target", "narrow", "bimodal", "point_mass_off", "grid_ties_narrow"])
+@pytest.mark.parametrize("method", ["auto", "direct", "moments"])
+def test_kde_rows_are_bitwise_the_full_computation(name, method):
+    """_log_kernel_sums(rows=...) returns exactly the full call's rows, for every subset size:
+    direct-sum rows depend on the direct bandwidths before them (squaring chain, nested windows)."""
+    x, v, grid = _SELECTION_CASES[name]
+    s, t, h = np.sort(x[:3000]), np.sort(v[:300]), np.array(grid)
+    full = kde_module._log_kernel_sums(s, t, h, method=method, chunk_elements=1 << 14)
+    r = _rng(35)
+    subsets = [[j] for j in range(h.size)] + [sorted(r.choice(h.size, k, replace=False)) for k in (2, 3, 5)]
+    for rows in subsets:
+        got = kde_module._log_kernel_sums(s, t, h, method=method, chunk_elements=1 << 14, rows=rows)
+        assert np.array_equal(got, full[rows]), rows
+    assert np.array_equal(
+        np.mean(kde_module._parzen_log_likelihoods(s, v, h, rows=[3, 1]), axis=1),
+        np.mean(kde_module._parzen_log_likelihoods(s, v, h), axis=1)[[3, 1]],
+    )
+
+
+def test_kde_fast_gauss_transform_error_bound_holds():
+    """The transform's enclosure |S - exact| <= E per point (with the error bound ~1e-9 of S
+    in the bulk), against brute force, for several bandwidths of one chain and a separate grid."""
+    r = _rng(36)
+    s = np.sort(np.concatenate([r.normal(MU, SIGMA, 3000), r.normal(6.0, 0.02, 500)]))
+    t = r.normal(MU, SIGMA, 700)
+    sigmas = math.sqrt(2.0) * np.array([0.011, 0.02, 0.0625, 0.3, 1.0, 0.013])
+    for sigma, (total, err) in zip(sigmas, kde_select.fgt_sums(s, t, sigmas), strict=True):
+        exact = np.exp(-(((t[:, None] - s[None, :]) / sigma) ** 2)).sum(axis=1)
+        assert np.all(np.abs(total - exact) <= err + 1e-13 * exact), sigma
+        bulk = np.abs(t - MU) < SIGMA
+        assert np.median(err[bulk] / exact[bulk]) < 1e-8
+
+
+def test_ks_and_w1_of_sorted_samples_are_bitwise_the_same():
+    r = _rng(37)
+    for x in (r.normal(MU, SIGMA, 3000), np.round(r.normal(MU, 2.0, 1000), 1), np.array([4.0]), np.full(10, 1e300)):
+        xs = np.sort(x)
+        with np.errstate(all="ignore"):
+            assert _bits(distance.ks_statistic_sorted(xs)) == _bits(ks_statistic(x))
+            assert _bits(distance.wasserstein1_sorted(xs)) == _bits(wasserstein1(x))
+            ks_other = distance.ks_statistic_sorted(xs, mu=0.0, sigma=2.0)
+            assert _bits(ks_other) == _bits(ks_statistic(x, mu=0.0, sigma=2.0))
+            w1_other = distance.wasserstein1_sorted(xs, mu=1.0, sigma=3.0)
+            assert _bits(w1_other) == _bits(wasserstein1(x, mu=1.0, sigma=3.0))
 
 
 # ---- status ------------------------------------------------------------------------------------

@@ -46,6 +46,23 @@ def test_probability_of_improvement_counts_pairs_ties_half_and_diverged_runs_los
     assert lo < 0.64 < hi  # P = 0.6375 here
 
 
+@pytest.mark.parametrize("sizes", [(1, 3), (5, 7), (32, 32), (300, 1024)])
+@pytest.mark.parametrize("kind", ["continuous", "ties", "diverged"])
+def test_resampled_probability_of_improvement_equals_the_per_resample_count_bitwise(sizes, kind):
+    """The interval's fast path (draw counts and cumulative sums) gives the same value, bit for
+    bit, as counting each resample's pairs (``_prob_greater``) on the same draws."""
+    rng = np.random.default_rng(sum(sizes))
+    a, b = rng.normal(size=sizes[0]), rng.normal(0.3, size=sizes[1])
+    if kind == "ties":
+        a, b = np.round(a), np.round(b)
+    if kind == "diverged":
+        a[::3], b[::4] = np.nan, np.nan
+    a, b = stats._oriented(a, False), stats._oriented(b, False)
+    ia, ib = rng.integers(0, a.size, size=(200, a.size)), rng.integers(0, b.size, size=(200, b.size))
+    counted = np.array([stats._prob_greater(a[i], b[j]) for i, j in zip(ia, ib, strict=True)])
+    assert stats._resampled_prob_greater(a, b, ia, ib).tobytes() == counted.tobytes()
+
+
 def test_effect_sizes_are_oriented_so_positive_means_better():
     better, worse = [1.0, 1.1, 0.9], [2.0, 2.1, 1.9]
     assert stats.cohens_d(better, worse, lower_is_better=True) > 0
@@ -149,3 +166,24 @@ def test_report_of_an_unfinished_sweep_is_refused(swept, tmp_path, capsys):
     (tmp_path / "runs").mkdir()  # an empty runs folder (the report may not lie inside it)
     assert main(["report", "--grid", "smoke", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "r")]) == 2
     assert "runs missing" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_resolution_table_marks_what_more_seeds_resolve():
+    """An effect unresolved on few seeds and resolved on many is 'newly resolved'; one resolved at
+    both sizes, or at neither, is not; the report's block lists only the newly resolved ones."""
+    from ganrepro.report.build import resolution_blocks
+
+    key = {"baseline": "base", "framework": "torch", "metric": "ks"}
+    few = pd.DataFrame([{**key, "technique": "t1", "p_improve": 0.55, "p_lo": 0.40, "p_hi": 0.70},
+                        {**key, "technique": "t2", "p_improve": 0.80, "p_lo": 0.65, "p_hi": 0.93},
+                        {**key, "technique": "t3", "p_improve": 0.50, "p_lo": 0.35, "p_hi": 0.65}])
+    many = pd.DataFrame([{**key, "technique": "t1", "p_improve": 0.56, "p_lo": 0.53, "p_hi": 0.59},
+                         {**key, "technique": "t2", "p_improve": 0.79, "p_lo": 0.77, "p_hi": 0.81},
+                         {**key, "technique": "t3", "p_improve": 0.49, "p_lo": 0.47, "p_hi": 0.51}])
+    table = tables.resolution_table(few, many, 32, 1024)
+    assert list(table["newly_resolved"]) == [True, False, False]
+    assert list(table["verdict_32"]) == ["unresolved", "helps", "unresolved"]
+    assert list(table["verdict_1024"]) == ["helps", "helps", "unresolved"]
+    assert tables.verdict(float("nan"), 0.6) == "n/a" and tables.verdict(0.1, 0.4) == "hurts"
+    text = "\n".join(str(getattr(b, "text", "")) for b in resolution_blocks(table, 1024))
+    assert "Of 3 comparisons" in text and "1 are unresolved on the grid's first 32 seeds" in text

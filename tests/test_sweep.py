@@ -63,7 +63,7 @@ def test_every_baseline_pair_differs_in_its_technique_only_by_config():
 
 
 def test_unknown_grid_and_bad_grids_are_clear_errors():
-    with pytest.raises(ConfigError, match="unknown grid 'nope'; known grids: default, smoke"):
+    with pytest.raises(ConfigError, match="unknown grid 'nope'; known grids: default, large, smoke"):
         get_grid("nope")
     with pytest.raises(ConfigError, match="unknown variant"):
         tiny_grid(variants=("no/such",))

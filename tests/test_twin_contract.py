@@ -49,7 +49,7 @@ def module_members(module: types.ModuleType) -> list[tuple[str, tuple]]:
     """A module's public functions in source order, with their parameters as in protocol_members."""
     found = [v for k, v in vars(module).items()
              if not k.startswith("_") and inspect.isfunction(v) and v.__module__ == module.__name__]
-    found.sort(key=lambda fn: fn.__code__.co_firstlineno)
+    found.sort(key=lambda fn: inspect.unwrap(fn).__code__.co_firstlineno)  # decorated: where the body is
     return [(fn.__name__, tuple((p.name, p.kind.name, _default(p.default))
                                 for p in inspect.signature(fn).parameters.values())) for fn in found]
 

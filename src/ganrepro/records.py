@@ -16,7 +16,8 @@ verification, quarantine -- is in ``ganrepro.store``)::
 
     <out_dir>/<slug>/<framework>/seed-<k>/
         record.json    the full record: config, slug, framework, seed, metrics, status,
-                       timings (of the whole stack), versions, device, and the seal:
+                       timings (of the whole stack), versions, device and device_info,
+                       isa, and the seal:
                        "files" {name: sha256 hex of its bytes} for the three files below and
                        "config_sha256" (:func:`config_sha256` of "config")
         metrics.json   config, slug, framework, seed, metrics, status only: byte-identical
@@ -47,12 +48,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .devices import DEFAULT_DEVICE, cpu_info
 from .files import current_umask, folder_atomic, write_bytes_atomic  # noqa: F401 (current_umask: re-exported)
 from .impls import FRAMEWORKS
 from .impls.interface import CURVES
 from .seeding import rng_for
 
-DEVICE = "cpu"
+DEVICE = DEFAULT_DEVICE
+"""The device of a record whose output names none (the image track trains on the CPU)."""
 
 METRICS_KEYS = ("config", "slug", "framework", "seed", "metrics", "status")
 """The deterministic part of a record, written alone to ``metrics.json``."""
@@ -88,8 +91,11 @@ def score(output) -> list[dict]:
     """One record per seed of ``output`` (a ``training.TrainingOutput``), in the stack's order.
 
     Each record: {"config" (without seeds), "slug", "framework", "seed", "metrics", "status",
-    "timings" (the whole stack's, plus "stack_size"), "versions", "device", "isa"}. The samples
-    scored are ``output.samples_uniform[i]``: G on fresh U(-8, 8) draws (see the module docstring).
+    "timings" (the whole stack's, plus "stack_size"), "versions", "device" ("cpu" or "cuda"),
+    "device_info" (model, driver, library versions: ``ganrepro.devices``), "isa"}. The samples
+    scored are ``output.samples_uniform[i]``: G on fresh U(-8, 8) draws (see the module docstring),
+    all seeds at once by ``metrics.evaluate_many`` (the same numbers as one ``evaluate`` per seed),
+    with the rows sorted on the training device where it was not the CPU.
     "isa" is ``isa.status()``: whether the instruction-set pin was in force (if it was not, the
     numbers may differ from other CPUs' in the last bits, and a RuntimeWarning says so).
     """
@@ -98,7 +104,7 @@ def score(output) -> list[dict]:
 
         return score_images(output)
     from . import isa
-    from .metrics import evaluate
+    from .metrics import evaluate_many
 
     isa.warn_if_unpinned()
     isa_status = isa.status()
@@ -110,9 +116,10 @@ def score(output) -> list[dict]:
     timings["stack_size"] = len(config.seeds)
     versions = library_versions(output.framework)
     records = []
-    for i, seed in enumerate(config.seeds):
-        samples = np.asarray(output.samples_uniform[i], dtype=np.float64)
-        metrics = evaluate(samples, rng=rng_for(seed, "evaluation"))
+    scored = evaluate_many(np.asarray(output.samples_uniform, dtype=np.float64),
+                           [rng_for(seed, "evaluation") for seed in config.seeds],
+                           sorted_samples=getattr(output, "samples_uniform_sorted", None))
+    for seed, metrics in zip(config.seeds, scored, strict=True):
         records.append({
             "config": dict(config_dict),
             "slug": config.slug,
@@ -122,7 +129,8 @@ def score(output) -> list[dict]:
             "status": metrics["status"],
             "timings": dict(timings),
             "versions": dict(versions),
-            "device": DEVICE,
+            "device": getattr(output, "device", DEVICE),
+            "device_info": dict(getattr(output, "device_info", None) or cpu_info()),
             "isa": dict(isa_status),
         })
     return records
@@ -182,6 +190,18 @@ def config_sha256(config: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def canonical_nans(values) -> np.ndarray:
+    """``values`` as an array with every NaN replaced by the one quiet NaN of its dtype.
+
+    A NaN's sign and payload bits depend on the kernel that made it (a vectorised and a scalar
+    loop may differ), so a diverged seed alone and in a stack could store different bytes of the
+    same NaN; stored files hold the canonical one. Arrays without NaN are returned unchanged."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or not np.isnan(values).any():
+        return values
+    return np.where(np.isnan(values), np.array(np.nan, dtype=values.dtype), values)
+
+
 def seed_files(output, record: dict, i: int) -> dict[str, bytes]:
     """{name: bytes} of the three deterministic files of seed ``i``'s run (see the module docstring;
     an image run's: ``image.scoring.seed_files``)."""
@@ -190,10 +210,10 @@ def seed_files(output, record: dict, i: int) -> dict[str, bytes]:
 
         return image_seed_files(output, record, i)
     samples = io.BytesIO()
-    np.savez(samples, samples_grid=np.asarray(output.samples_grid[i]),
-             samples_uniform=np.asarray(output.samples_uniform[i]),
+    np.savez(samples, samples_grid=canonical_nans(output.samples_grid[i]),
+             samples_uniform=canonical_nans(output.samples_uniform[i]),
              boundary_x=np.asarray(output.boundary_x),
-             boundary=np.asarray(output.boundary[i]))
+             boundary=canonical_nans(output.boundary[i]))
     return {
         "metrics.json": (dumps(metrics_only(record)) + "\n").encode("utf-8"),
         "samples.npz": samples.getvalue(),

@@ -92,12 +92,20 @@ def _differences(stored: dict, expected: dict) -> str:
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
-def verify_run(folder, slug: str, framework: str, seed: int, config: dict | None = None) -> dict:
+class DeviceMismatch(UsageError):
+    """A stored run was trained on another device than the sweep's (exit 2; nothing is moved)."""
+
+
+def verify_run(folder, slug: str, framework: str, seed: int, config: dict | None = None,
+               device: str | None = None) -> dict:
     """The verified metrics document (metrics.json) of the run in ``folder``; ``DamagedRunError`` otherwise.
 
     ``folder`` is ``<runs>/<slug>/<framework>/seed-<seed>``; ``config`` (``cell_config``), when
     given, is the config the run must hold. Every check of the module docstring is made; any
     failure (missing, unreadable, unparsable, inconsistent, foreign) raises, naming the file.
+    ``device`` ("cpu" or "cuda"), when given, is the device the run must have been trained on
+    (records without one are CPU runs); a sound run of another device raises ``DeviceMismatch``:
+    it is not damaged, the folder belongs to another device's sweep.
     """
     folder = Path(folder)
 
@@ -144,6 +152,11 @@ def verify_run(folder, slug: str, framework: str, seed: int, config: dict | None
                       f"not this folder's (a copy of another run's folder?)")
     if config is not None and record["config"] != config:
         raise damaged(f"it holds a run of another config ({_differences(record['config'], config)})")
+    stored_device = record.get("device", "cpu")
+    if device is not None and stored_device != device:
+        raise DeviceMismatch(f"{str(folder)!r} was trained on {stored_device}, and this sweep trains on {device}: "
+                             "a runs folder holds one device's runs (so that no report mixes them); "
+                             f"give the {device} sweep a --runs folder of its own")
     return json.loads(data["metrics.json"].decode("utf-8"))
 
 
@@ -158,8 +171,10 @@ class CellScan:
     unknown: list = field(default_factory=list)  # Paths
 
 
-def scan_cell(root, slug: str, framework: str, seeds=None, config: dict | None = None) -> CellScan:
-    """Verify the runs of ``seeds`` (None: every run) in ``<root>/<slug>/<framework>/``.
+def scan_cell(root, slug: str, framework: str, seeds=None, config: dict | None = None,
+              device: str | None = None) -> CellScan:
+    """Verify the runs of ``seeds`` (None: every run) in ``<root>/<slug>/<framework>/``
+    (``config``, ``device``: what each run must hold, see :func:`verify_run`).
 
     Seed folders of other seeds are left unread; entries that are not run folders nor temporary
     leftovers are listed in ``unknown``. A missing cell folder is an empty scan.
@@ -183,7 +198,7 @@ def scan_cell(root, slug: str, framework: str, seeds=None, config: dict | None =
             scan.unknown.append(entry)
         elif wanted is None or seed in wanted:
             try:
-                scan.verified[seed] = verify_run(entry, slug, framework, seed, config)
+                scan.verified[seed] = verify_run(entry, slug, framework, seed, config, device)
             except DamagedRunError as exc:
                 damaged[seed] = exc
     scan.damaged = [damaged[seed] for seed in sorted(damaged)]

@@ -55,6 +55,7 @@ from pathlib import Path
 from . import records as rec
 from . import store
 from .cells import Cell, manifest, plan
+from .devices import DEFAULT_DEVICE
 from .errors import EnvironmentFault, UsageError
 from .files import TMP_MARK, write_text_atomic
 from .grids import Grid
@@ -83,6 +84,7 @@ class Task:
 
     config: AnyConfig  # seeds: the stack
     framework: str
+    device: str = DEFAULT_DEVICE
 
     @property
     def runs(self) -> int:
@@ -102,16 +104,16 @@ class Task:
         return fixed + steps * (per_step + per_seed_step * self.runs) + 0.05 * self.runs
 
 
-def tasks_for(cell: Cell, seeds: Iterable[int], max_stack: int) -> list[Task]:
-    """The pending ``seeds`` of ``cell`` in stacks of at most ``max_stack``."""
+def tasks_for(cell: Cell, seeds: Iterable[int], max_stack: int, device: str = DEFAULT_DEVICE) -> list[Task]:
+    """The pending ``seeds`` of ``cell`` in stacks of at most ``max_stack``, to train on ``device``."""
     seeds = sorted(seeds)
-    return [Task(cell.config.with_seeds(seeds[i:i + max_stack]), cell.framework)
+    return [Task(cell.config.with_seeds(seeds[i:i + max_stack]), cell.framework, device)
             for i in range(0, len(seeds), max_stack)]
 
 
 # ---- running one task (in a worker) -----------------------------------------------------------
-def run_task(config: AnyConfig, framework: str):
-    """Train and score one stack: (TrainingOutput, records). Runs in a worker process."""
+def run_task(config: AnyConfig, framework: str, device: str = DEFAULT_DEVICE):
+    """Train and score one stack on ``device``: (TrainingOutput, records). Runs in a worker process."""
     if isinstance(config, ImageConfig):
         from .image.training import train as train_image
 
@@ -119,7 +121,7 @@ def run_task(config: AnyConfig, framework: str):
         return image_output, rec.score(image_output)
     from .training import train
 
-    output = train(config, framework)
+    output = train(config, framework, device=device)
     return output, rec.score(output)
 
 
@@ -171,7 +173,7 @@ class LocalExecutor:
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, object]]:
         if self.jobs == 1 or len(tasks) <= 1:
             for task in tasks:
-                yield task, run_task(task.config, task.framework)
+                yield task, run_task(task.config, task.framework, task.device)
             return
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -182,7 +184,7 @@ class LocalExecutor:
                                    initializer=die_with_parent, initargs=(os.getpid(),))
         finished_all = False
         try:
-            pending = {pool.submit(run_task, t.config, t.framework): t for t in tasks}
+            pending = {pool.submit(run_task, t.config, t.framework, t.device): t for t in tasks}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(finished, key=lambda f: tasks.index(pending[f])):
@@ -221,7 +223,7 @@ class RayExecutor:
                 ray.init(num_cpus=self.jobs, include_dashboard=False, log_to_driver=False)
         try:
             remote = ray.remote(num_cpus=1, max_retries=2)(run_task)
-            pending = {remote.remote(t.config, t.framework): t for t in tasks}
+            pending = {remote.remote(t.config, t.framework, t.device): t for t in tasks}
             while pending:
                 finished, _ = ray.wait(list(pending), num_returns=1)
                 for ref in finished:
@@ -301,11 +303,16 @@ def prepare_cells(cells: list[Cell]) -> None:
         prepare(dataset)
 
 
-def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32, progress: bool = False,
-          say: Callable[[str], None] | None = None) -> SweepSummary:
-    """Train every seed of ``grid`` without a trusted run under ``root`` and store it; return a summary.
+def sweep(grid: Grid, root, *, executor=None, max_stack: int | None = None, progress: bool = False,
+          say: Callable[[str], None] | None = None, device: str = DEFAULT_DEVICE) -> SweepSummary:
+    """Train every seed of ``grid`` without a trusted run under ``root`` on ``device`` and store it; return a summary.
+
+    A runs folder holds one device's runs: a stored run of another device stops the sweep with
+    ``store.DeviceMismatch`` (exit 2) before anything is trained or moved.
 
     ``executor``: a ``LocalExecutor``/``RayExecutor`` (default: local on all cores).
+    ``max_stack``: seeds per stack at most (default: ``grid.max_stack``); a seed's result does not
+    depend on it.
     ``progress``: a bar of the runs done on stderr (``ganrepro.progress.runs_bar``, tqdm); False: silent.
     ``say(line)`` is told each run moved to quarantine and each unknown entry (default: a line
     ``ganrepro sweep: ...`` on stderr). Steps and faults: see the module docstring.
@@ -319,6 +326,7 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32, progress: boo
         raise UsageError(f"--runs {str(root)!r} cannot be used: {exc.strerror or exc}; give a writable folder") \
             from None
     executor = executor or LocalExecutor(default_jobs())
+    max_stack = max_stack or grid.max_stack
     cells = plan(grid)
     prepare_cells(cells)
     with runs_lock(root):
@@ -329,7 +337,7 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32, progress: boo
         for cell in cells:
             with store_faults(root, "check the stored runs"):
                 scan = store.scan_cell(root, cell.slug, cell.framework, cell.config.seeds,
-                                       store.cell_config(cell.config))
+                                       store.cell_config(cell.config), device)
                 for path in store.unknown_in_slug(root, cell.slug) + scan.unknown:
                     if path not in unknown:
                         unknown.append(path)
@@ -344,7 +352,7 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int = 32, progress: boo
             if pending:
                 with store_faults(root, "write"):
                     probe_writable(scan.folder)
-            tasks.extend(tasks_for(cell, pending, max_stack))
+            tasks.extend(tasks_for(cell, pending, max_stack, device))
         tasks.sort(key=lambda t: -t.cost)  # longest first: the workers finish together
         total = sum(t.runs for t in tasks)
         bar = runs_bar(f"sweep {grid.name}", total) if progress and tasks else None

@@ -1,5 +1,6 @@
 """``ganrepro bench``: what the minibatch-discrimination layer costs, per framework, formulation,
-batch size, pass and device; written as tables and a plot to ``reports/benchmarks/``.
+batch size, pass and device, and what a training step costs per stack size; written as tables and
+plots to ``reports/benchmarks/``.
 
     cases.py    the cases (``make_case``) and how one is measured (``time_case``, ``peak_memory``,
                 ``matmul_rate``, ``floor_seconds``); shared with ``benchmarks/test_bench_minibatch.py``
@@ -8,6 +9,10 @@ batch size, pass and device; written as tables and a plot to ``reports/benchmark
     tables.py   the table, its Markdown, the log-log plot, and the files (``write_tables``)
     image_steps.py  the image track's rows: one training step of the linear GAN and the DCGAN
                 (``image_step_rows``, ``write_image_tables``)
+    training_steps.py  the training table: the twins' step per protocol, minibatch discrimination
+                and stack size S beside a plain baseline of the same step (``training_rows``,
+                ``write_training_tables``)
+    plain_torch.py, plain_tf.py  those baselines: eager, stacked, per-parameter tensors (twin files)
 
 The method (timing, peak memory, arithmetic floor) is stated once, in :data:`tables.METHOD`,
 which heads the written ``README.md``. The command line (validation, progress, output) is
@@ -44,8 +49,15 @@ from .cases import (
                     time_case,
 )
 from .image_steps import write_image_tables
-from .tables import COLUMNS, METHOD, markdown, plot, plot_bytes, table, write_tables
-from .workers import measure, measure_image, run_worker, tf_sees_gpu, worker
+from .tables import COLUMNS, METHOD, markdown, plot, plot_bytes, table, write_readme, write_tables
+from .training_steps import QUICK_STACKS as TRAINING_QUICK_STACKS
+from .training_steps import STACKS as TRAINING_STACKS
+from .training_steps import write_training_tables
+from .workers import measure, measure_image, measure_training, run_worker, tf_sees_gpu, worker
+
+PARTS = ("minibatch", "training", "image")
+"""What ``ganrepro bench --parts`` may name: the minibatch layer's table, the training table, the
+image track's training step."""
 
 __all__ = [
                     "COLUMNS",
@@ -59,9 +71,12 @@ __all__ = [
                     "LARGE_BATCH",
                     "MAX_BENCH_BATCH",
                     "METHOD",
+                    "PARTS",
                     "PASSES",
                     "QUICK_BATCH_SIZES",
                     "SELF_TERM",
+                    "TRAINING_QUICK_STACKS",
+                    "TRAINING_STACKS",
                     "Case",
                     "compiled_with",
                     "cuda_available",
@@ -76,6 +91,7 @@ __all__ = [
                     "matmul_rate",
                     "measure",
                     "measure_image",
+                    "measure_training",
                     "peak_memory",
                     "plot",
                     "plot_bytes",
@@ -85,5 +101,7 @@ __all__ = [
                     "time_case",
                     "worker",
                     "write_image_tables",
+                    "write_readme",
                     "write_tables",
+                    "write_training_tables",
 ]

@@ -5,8 +5,10 @@ Per device, in the output folder (``reports/benchmarks/`` by default)::
     minibatch_<device>.csv / .md   one row per case: seconds, ratio to the reference formulation,
                                    ratio to the arithmetic floor, peak memory, device, capability
     minibatch_<device>.png         log-log time against batch size per framework and formulation
+    training_<device>.csv/.md/.png the twins' training step per stack size beside a plain baseline
+                                   (``training_steps``)
     image_training_<device>.*      one training step of the image track (``image_steps``)
-    README.md                      :data:`METHOD`, then every device's table found in the folder
+    README.md                      :data:`METHOD`, then every device's tables found in the folder
 
 A run replaces the rows of the frameworks and devices it measured only (a GPU run adds
 ``*_cuda.*`` and keeps the committed CPU tables; ``--frameworks tf`` keeps PyTorch's rows).
@@ -95,7 +97,7 @@ def plot(frame, path, device: str) -> None:
 
 
 METHOD = """\
-# Benchmarks: the minibatch-discrimination layer
+# Benchmarks: the minibatch-discrimination layer and the training step
 
 Written by `ganrepro bench` (`tox -e bench-tables`); do not edit. The layer maps M (B, K, C) to
 o[i, k] = sum_j exp(-(d_k(i, j) + s [i == j])), d_k(i, j) = sum_c |M[i,k,c] - M[j,k,c]|
@@ -112,6 +114,20 @@ glibc made to return freed memory; CUDA: `torch.cuda.max_memory_allocated`); ari
 floor = 55 B^2 operations forward (165 B^2 with the backward) at the float32 matmul rate measured
 in the same run. `pytest benchmarks` (`tox -e bench`) times the same cases under
 pytest-benchmark, together with training steps and whole runs.
+
+Training table (`training_<device>.*`, `src/ganrepro/bench/training_steps.py`): one training step
+(D's update, then G's; float32) of the twins for S = 1, 128, 4,096 and 65,536 stacked seeds
+(where half the free memory holds the case), per framework, device, protocol and minibatch
+discrimination; time = the best of several calls of the twin's `train_chunk` on a chunk of a few
+steps (10 up to S = 128, 2 at 4,096, 1 at 65,536 on the CPU; 10 on CUDA), every call from the same
+initial state, after a warm-up call (XLA compilation excluded); the weights and the chunk are drawn
+for up to 128 seeds and repeated to S. Beside each, the same steps of a plain baseline measured in
+the same worker right after: eager, per-parameter tensors, batched matmuls over the seed axis, a
+hand-written Adam, the published broadcast for minibatch discrimination
+(`src/ganrepro/bench/plain_torch.py`, `plain_tf.py`; a test checks that it computes the twins' step):
+vs baseline = twin time / baseline time. run = step time x 5,001 steps (2017) or x 2,200 (2016:
+1,200 training steps, its 1,000 pretraining steps counted as training steps, an upper bound);
+vs cpu (CUDA rows) = time / the same case's CPU time, this run's or the committed table's.
 """
 
 
@@ -149,8 +165,9 @@ def write_tables(rows: list[dict], out: Path) -> list[Path]:
 
 
 def write_readme(out: Path) -> Path:
-    """README.md of ``out``: :data:`METHOD`, then every device's minibatch table and image-track
-    training table (``image_training_<device>.md``) found in the folder."""
+    """README.md of ``out``: :data:`METHOD`, then every device's minibatch table, training table
+    (``training_<device>.md``) and image-track training table (``image_training_<device>.md``)
+    found in the folder."""
     from .. import outdirs
     from ..files import write_text_atomic
 
@@ -159,6 +176,11 @@ def write_readme(out: Path) -> Path:
         table_md = out / f"minibatch_{device}.md"
         if table_md.exists():
             sections.append("#" + table_md.read_text() + f"\n![time against batch size](minibatch_{device}.png)\n")
+    for device in DEVICES:
+        training_md = out / f"training_{device}.md"
+        if training_md.exists():
+            sections.append("#" + training_md.read_text()
+                            + f"\n![cost per seed-step against stack size](training_{device}.png)\n")
     for device in DEVICES:
         image_md = out / f"image_training_{device}.md"
         if image_md.exists():

@@ -7,6 +7,9 @@ allocation). PyTorch runs with ``ATEN_CPU_CAPABILITY=default``, as the training 
 (``--torch-capability native``: the CPU's own SIMD kernels); the value is recorded per row. A
 worker is started as ``python -c WORKER_CODE REQUEST`` (:func:`serve`): an internal entry, not a
 command; ``ganrepro bench`` is the one command. The cases themselves: ``ganrepro.bench.cases``.
+The image track's step (part "image", ``image_steps``) and the training table (part "training",
+``training_steps``: the twin and its plain baseline in the same process) get one more fresh,
+pinned process each.
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def pin_to_one_core() -> None:
 
 def worker(framework: str, device: str, batches: list[int], quick: bool, part: str = "time") -> list[dict]:
     """Measure every case of one framework on one device; rows as dicts. ``part``: "time" (timings
-    and the arithmetic floor) or "memory" (each case's peak, after a warm-up call)."""
+    and the arithmetic floor), "memory" (each case's peak, after a warm-up call), "image" (the image
+    track's training step, ``image_steps``) or "training" (the training table, ``training_steps``)."""
     import warnings
 
     warnings.simplefilter("ignore", RuntimeWarning)  # the twin's warning under --torch-capability native
@@ -48,6 +52,10 @@ def worker(framework: str, device: str, batches: list[int], quick: bool, part: s
         from .image_steps import image_step_rows
 
         return image_step_rows(framework, device, quick)
+    if part == "training":
+        from .training_steps import training_rows
+
+        return training_rows(framework, device, quick)
     rate = matmul_rate(framework, device) if part == "time" else None
     rows = []
     for formulation in FORMULATIONS:
@@ -102,6 +110,12 @@ def measure(framework: str, device: str, batches: list[int], quick: bool, capabi
 def measure_image(framework: str, device: str, quick: bool, capability: str) -> list[dict]:
     """The image track's training-step rows of one framework and device (``image_steps``), in a fresh worker."""
     return run_worker(framework, device, [], quick, capability, "image")
+
+
+def measure_training(framework: str, device: str, quick: bool, capability: str) -> list[dict]:
+    """The training table's rows of one framework and device (``training_steps``: the twin's step and
+    the plain baseline's, both in one fresh worker pinned to one core)."""
+    return run_worker(framework, device, [], quick, capability, "training")
 
 
 def serve(request: str) -> int:

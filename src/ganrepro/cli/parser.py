@@ -35,6 +35,7 @@ from ..config import (
     RULES,
     SELF_TERMS,
 )
+from ..devices import DEFAULT_DEVICE, DEVICES
 from ..errors import EXIT_USAGE
 from ..grids import GRIDS
 from ..image.config import DATASETS as IMAGE_DATASETS
@@ -240,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--data-dir", default=None, metavar="DIR",
                        help="where the IDX files of mnist / fashion-mnist are (default: $GANREPRO_DATA_DIR); "
                             "'ganrepro data download NAME --data-dir DIR' fetches them")
+    run.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
+                     help="where to train and score: cpu (default) or cuda (PyTorch on an NVIDIA GPU; TensorFlow "
+                          "where its installed build sees one); the seeds' draws are the same on both")
     run.add_argument("--json", action="store_true",
                      help="print one JSON document (config, per-seed metrics, timings, versions, floor)")
     run.add_argument("--out", default=None, metavar="DIR",
@@ -274,8 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "pip install 'ganrepro[ray]')")
     sweep.add_argument("--ray-address", default=None, metavar="ADDR",
                        help="the Ray cluster to join (default: start a local Ray instance of --jobs CPUs)")
-    sweep.add_argument("--max-stack", type=_int_at_least(1), default=32, metavar="N",
-                       help="seeds trained together as one stack, at most (default 32)")
+    sweep.add_argument("--max-stack", type=_int_at_least(1), default=None, metavar="N",
+                       help="seeds trained together as one stack, at most (default: the grid's, 32 for "
+                            "the small grids)")
+    sweep.add_argument("--device", choices=DEVICES, default=DEFAULT_DEVICE,
+                       help="where to train and score: cpu (default) or cuda; a runs folder holds one device's runs")
+    sweep.add_argument("--frameworks", default=None, metavar="NAMES",
+                       help="only these of the grid's frameworks, comma-separated (default: all of the grid's)")
     sweep.add_argument("--data-dir", default=None, metavar="DIR",
                        help="image grids on mnist / fashion-mnist: where their IDX files are "
                             "(default: $GANREPRO_DATA_DIR)")
@@ -336,11 +345,21 @@ def _batch_list(text: str) -> list[int]:
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``bench`` subcommand to an argparse subparsers object."""
+    from ..bench import PARTS as BENCH_PARTS
+    from ..bench.training_steps import QUICK_STACKS as TRAINING_QUICK_STACKS
+    from ..bench.training_steps import QUICK_STEPS as TRAINING_QUICK_STEPS
+    from ..bench.training_steps import STACKS as TRAINING_STACKS
+
     bench = subparsers.add_parser(
-        "bench", help="benchmark the minibatch-discrimination layer and write tables to reports/benchmarks",
+        "bench", help="benchmark the minibatch-discrimination layer and the training step; write tables to "
+                      "reports/benchmarks",
         description="Time the minibatch-discrimination layer (reference and production formulations, "
-                    "forward and forward+backward) per framework, batch size and device, one core, and write "
-                    "CSV and Markdown tables and a log-log plot per device.")
+                    "forward and forward+backward) per framework, batch size and device, the twins' training "
+                    f"step per protocol and stack size ({', '.join(f'{s:,}' for s in TRAINING_STACKS)} seeds, "
+                    "beside a plain eager baseline of the same step), and the image track's training step, one "
+                    "core, and write CSV and Markdown tables and log-log plots per device.")
+    bench.add_argument("--parts", default=",".join(BENCH_PARTS), metavar="PART,...",
+                       help=f"what to measure, comma-separated: {', '.join(BENCH_PARTS)} (default all)")
     bench.add_argument("--device", choices=("cpu", "cuda", "all"), default=None,
                        help="cpu, cuda, or all (default: cpu, plus cuda when PyTorch sees one)")
     bench.add_argument("--batch-sizes", type=_batch_list, default=None, metavar="B,B,...",
@@ -351,7 +370,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--torch-capability", choices=("default", "native"), default="default",
                        help="ATen's CPU kernels: default (scalar, as training runs) or native SIMD")
     bench.add_argument("--quick", action="store_true",
-                       help=f"a short run (batch sizes {QUICK_BATCH_SIZES}, few rounds) for CI and tests")
+                       help=f"a short run (batch sizes {QUICK_BATCH_SIZES}, stack sizes {TRAINING_QUICK_STACKS} with "
+                            f"{TRAINING_QUICK_STEPS} steps, few rounds) for CI and tests")
     bench.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                        help=f"output folder (default {DEFAULT_OUT}): new, empty, or one that 'ganrepro bench' "
                             "wrote (it holds .ganrepro-output.json); any other folder is refused")

@@ -173,6 +173,7 @@ def json_document(config, framework: str, records: list[dict], floor: dict, out:
         "variant": variant,
         "framework": framework,
         "device": first["device"],
+        "device_info": first.get("device_info"),
         "timings": first["timings"],
         "versions": first["versions"],
         "runs": [{"seed": r["seed"], "status": r["status"], "metrics": r["metrics"]} for r in records],
@@ -199,6 +200,10 @@ def validate(args: argparse.Namespace):
     else:
         config = config_from_args(args)
     impls.check_framework(args.framework)
+    device = getattr(args, "device", "cpu")
+    if device != "cpu" and getattr(config, "track", "1d") == "image":
+        raise UsageError(f"--device {device}: the image track's twins train on the CPU only; allowed: cpu")
+    impls.check_device(args.framework, device)  # DeviceUnavailable (exit 2) before any training
     out = outdirs.claim(args.out, "--out", "runs") if args.out is not None else None
     return config, out
 
@@ -219,7 +224,7 @@ def execute(args: argparse.Namespace, config, out: Path | None) -> int:
         progress = StepsBar(f"{PROG} {config.identity} [{args.framework}]",
                             "pretraining D, then training" if config.pretrain_steps else "training")
     try:
-        output = train(config, args.framework, progress=progress)
+        output = train(config, args.framework, progress=progress, device=getattr(args, "device", "cpu"))
     finally:
         if progress:
             progress.close()

@@ -6,6 +6,7 @@ Loads no framework (the workers do).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -29,24 +30,46 @@ def validate(args: argparse.Namespace):
 
         for dataset in sorted({getattr(grid.config(v), "dataset", "") for v in grid.variants}):
             load_dataset(dataset)  # a missing or corrupt file exits 2 before any training
+    frameworks = _frameworks(args, grid)
+    if frameworks != grid.frameworks:
+        grid = dataclasses.replace(grid, frameworks=frameworks)
+    device = getattr(args, "device", "cpu")
+    if device != "cpu" and grid.track == "image":
+        raise UsageError(f"--device {device}: the image track's twins train on the CPU only; allowed: cpu")
     for framework in grid.frameworks:
         impls.check_framework(framework)
+        impls.check_device(framework, device)  # DeviceUnavailable (exit 2) before any training
     sw.check_executor(args.executor)
     if args.ray_address is not None and args.executor != "ray":
         raise UsageError("--ray-address needs --executor ray")
     runs = check_out_flag(args.runs, "--runs")
-    jobs = args.jobs or sw.default_jobs()
+    jobs = args.jobs or (1 if device == "cuda" else sw.default_jobs())  # one process drives the GPU
     return grid, runs, sw.make_executor(args.executor, jobs, args.ray_address), jobs
+
+
+def _frameworks(args: argparse.Namespace, grid) -> tuple[str, ...]:
+    """--frameworks: a comma-separated subset of the grid's frameworks (default: all of them)."""
+    text = getattr(args, "frameworks", None)
+    if text is None:
+        return grid.frameworks
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in grid.frameworks]
+    if not names or bad:
+        raise UsageError(f"--frameworks {text!r}: allowed: a comma-separated subset of the grid's "
+                         f"{', '.join(grid.frameworks)}")
+    return tuple(n for n in grid.frameworks if n in names)
 
 
 def execute(args: argparse.Namespace, grid, runs: Path, executor, jobs: int) -> int:
     from .. import sweep as sw
 
     if not args.quiet:
-        print(f"{PROG} sweep: {grid.describe()}; runs under {runs}; {args.executor} executor, {jobs} worker(s)",
+        print(f"{PROG} sweep: {grid.describe()}; runs under {runs}; {args.executor} executor, {jobs} worker(s) "
+              f"on {getattr(args, 'device', 'cpu')}",
               file=sys.stderr)
     try:
-        summary = sw.sweep(grid, runs, executor=executor, max_stack=args.max_stack, progress=not args.quiet)
+        summary = sw.sweep(grid, runs, executor=executor, max_stack=args.max_stack, progress=not args.quiet,
+                           device=getattr(args, "device", "cpu"))
     except (UsageError, EnvironmentFault) as exc:  # locked, unusable --runs, full disk, read-only folder
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code

@@ -92,6 +92,7 @@ def score(output, *, prepared=None) -> list[dict]:
     also carries ``checkpoint_labels`` under "extras" for :func:`seed_files` (not written to JSON).
     """
     from .. import isa
+    from ..devices import cpu_info
     from ..metrics.images import evaluate_images, mapping_instability
     from ..records import DEVICE, library_versions
 
@@ -117,7 +118,9 @@ def score(output, *, prepared=None) -> list[dict]:
         records.append({
             "config": dict(config_dict), "slug": config.slug, "framework": output.framework, "seed": int(seed),
             "metrics": metrics, "status": metrics["status"], "timings": dict(timings), "versions": dict(versions),
-            "device": DEVICE, "isa": dict(isa_status), "extras": {"checkpoint_labels": seed_labels},
+            "device": getattr(output, "device", DEVICE), "device_info": dict(getattr(output, "device_info", None)
+                                                                              or cpu_info()),
+            "isa": dict(isa_status), "extras": {"checkpoint_labels": seed_labels},
         })
     return records
 

@@ -96,15 +96,19 @@ def load_grid(grid: Grid, root, say: Callable[[str], None] | None = None) -> Loa
 
 
 def versions_line(loaded: Loaded) -> str:
-    """The library versions recorded by the runs (each distinct set once)."""
-    seen = []
+    """The library versions and the devices recorded by the runs (each distinct one once):
+    "<versions>; device cpu" (the first run of each cell is read)."""
+    seen, devices = [], []
     for runs in loaded.cells.values():
         for run in runs[:1]:
             record = json.loads((run.path / "record.json").read_text(encoding="utf-8"))
             text = ", ".join(f"{k} {v}" for k, v in sorted(record["versions"].items()))
             if text not in seen:
                 seen.append(text)
-    return "; ".join(seen)
+            device = str(record.get("device", "cpu"))
+            if device not in devices:
+                devices.append(device)
+    return f"{'; '.join(seen)}; device {', '.join(devices) or 'cpu'}"
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -197,7 +201,7 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
         "better) are the effect sizes. The perfect-generator floor (10,000 draws of the target itself, "
         f"scored the same way, over the grid's seeds) is the last row: published floor KS {PUBLISHED_FLOOR['ks']}, "
         f"W1 {PUBLISHED_FLOOR['w1']}, KDE {PUBLISHED_FLOOR['kde_ll']}."))
-    B.append(doc.Paragraph(f"Runs recorded: {versions_line(loaded)}; device cpu."))
+    B.append(doc.Paragraph(f"Runs recorded: {versions_line(loaded)}."))
 
     signs = t["signs"]
     B.append(doc.Heading(2, "Headline"))
@@ -213,6 +217,8 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
             lines.append(f"- `{r['technique']}` vs `{r['baseline']}`: {r['verdict']}")
         if lines:
             B.append(doc.Paragraph("Per technique (KS, both frameworks):\n" + "\n".join(lines)))
+    if not t["resolution"].empty:
+        B.extend(resolution_blocks(t["resolution"], len(grid.seeds)))
     outcome = t["summary"][t["summary"]["framework"] != "-"]
     B.append(doc.Paragraph(
         f"Across the grid: {int(outcome['diverged'].sum())} diverged and {int(outcome['collapsed'].sum())} "
@@ -274,6 +280,38 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
     return B
 
 
+FEW_SEEDS = 32
+"""A grid with more seeds per cell than this also reports what its first FEW_SEEDS seeds
+resolve (the default grid's size), beside what all of them resolve."""
+
+
+def resolution_blocks(resolution: pd.DataFrame, n_many: int) -> list:
+    """"What more seeds resolve": the effects unresolved on the first FEW_SEEDS seeds and resolved
+    on all ``n_many``, then the counts of each verdict at both sizes."""
+    n_few = FEW_SEEDS
+    B: list = [doc.Heading(3, f"What {n_many} seeds resolve that {n_few} did not")]
+    new = resolution[resolution["newly_resolved"]]
+    counts = {n: resolution[f"verdict_{n}"].value_counts() for n in (n_few, n_many)}
+    summary = "; ".join(f"with {n} seeds per cell {int(counts[n].get('helps', 0))} help, "
+                        f"{int(counts[n].get('hurts', 0))} hurt, {int(counts[n].get('unresolved', 0))} unresolved"
+                        for n in (n_few, n_many))
+    B.append(doc.Paragraph(
+        f"Of {len(resolution)} comparisons (technique x framework x metric), {len(new)} are unresolved on the "
+        f"grid's first {n_few} seeds (the 95% interval of P(improvement) contains 0.5) and resolved on all "
+        f"{n_many} ({summary}). The same runs, the same statistics: only the number of seeds differs "
+        "(resolution.csv lists every comparison)."))
+    if not new.empty:
+        view = new.assign(
+            interval_few=[_interval(lo, hi) for lo, hi in zip(new[f"p_lo_{n_few}"], new[f"p_hi_{n_few}"], strict=True)],
+            interval_many=[_interval(lo, hi)
+                           for lo, hi in zip(new[f"p_lo_{n_many}"], new[f"p_hi_{n_many}"], strict=True)])
+        B.append(doc.Table(view, ("technique", "baseline", "framework", "metric", f"p_improve_{n_few}",
+                                  "interval_few", f"p_improve_{n_many}", "interval_many", f"verdict_{n_many}"),
+                           ("technique", "baseline", "framework", "metric", f"P ({n_few} seeds)", "95% CI",
+                            f"P ({n_many} seeds)", "95% CI", "verdict"), digits=3))
+    return B
+
+
 def loaded_stats_note() -> str:
     from . import stats
 
@@ -302,7 +340,11 @@ def compute_tables(loaded: Loaded) -> tuple[dict, dict]:
     floor = {m: floor_raw[m] for m in METRIC_NAMES}
     comp = tables.comparison_table(runs_df, comparisons(grid.variants))
     t = {"runs": runs_df, "summary": tables.summary_table(runs_df, floor_raw), "comparisons": comp,
-         "comparisons_mean": verdicts(comp, grid.frameworks)}
+         "comparisons_mean": verdicts(comp, grid.frameworks), "resolution": pd.DataFrame()}
+    if len(grid.seeds) > FEW_SEEDS:
+        first = runs_df[runs_df["seed"].isin(grid.seeds[:FEW_SEEDS])]
+        few = tables.comparison_table(first, comparisons(grid.variants))
+        t["resolution"] = tables.resolution_table(few, comp, FEW_SEEDS, len(grid.seeds))
     if len(grid.frameworks) == 2:
         a, b = grid.frameworks
         t["pairing"] = tables.pairing_table(runs_df, a, b)
@@ -340,4 +382,6 @@ def build_report(grid: Grid, runs_root, out, *, html: bool = True,
             write_text_atomic(tmp / "index.html", doc.to_html(blocks, f"ganrepro report: grid {grid.name}"))
         for name in ("runs", "summary", "comparisons", "pairing", "signs"):
             write_text_atomic(tmp / f"{name}.csv", tables.to_csv(t[name]))
+        if not t["resolution"].empty:
+            write_text_atomic(tmp / "resolution.csv", tables.to_csv(t["resolution"]))
     return out

@@ -109,6 +109,36 @@ def _prob_greater(a: np.ndarray, b: np.ndarray) -> float:
     return float((below.sum() + 0.5 * (not_above - below).sum()) / (a.size * b.size))
 
 
+def _counts(indices: np.ndarray, n: int) -> np.ndarray:
+    """(r, n) int64: how often each of n values is drawn in each row of ``indices`` (r, k)."""
+    rows = indices.shape[0]
+    flat = (indices + n * np.arange(rows)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n)
+
+
+def _resampled_prob_greater(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """``_prob_greater(a[ia[r]], b[ib[r]])`` for every resample r, in O((n + m) r) instead of
+    O((n + m) log m r), with the same result bit for bit.
+
+    With c_a, c_b the draw counts of each original value, U_r = sum_k c_a[k] (below_k + eq_k / 2),
+    below_k = the drawn b values < a_k = the cumulative count of b (sorted) up to
+    searchsorted(b, a_k, "left"), eq_k likewise. Every sum is an integer (< 2^53), so exact,
+    and the final (below + 0.5 ties) / (n m) is the same float operation as ``_prob_greater``'s.
+    """
+    order = np.argsort(b, kind="stable")
+    b_sorted = b[order]
+    left = np.searchsorted(b_sorted, a, side="left")
+    right = np.searchsorted(b_sorted, a, side="right")
+    count_a = _counts(ia, a.size)
+    cum_b = np.zeros((ib.shape[0], b.size + 1), dtype=np.int64)
+    np.cumsum(_counts(ib, b.size)[:, order], axis=1, out=cum_b[:, 1:])
+    below = cum_b[:, left]  # (r, n): drawn b values below each a_k
+    ties = cum_b[:, right] - below
+    below_total = (count_a * below).sum(axis=1)
+    tie_total = (count_a * ties).sum(axis=1)
+    return (below_total + 0.5 * tie_total) / (ia.shape[1] * ib.shape[1])
+
+
 def probability_of_improvement(technique, baseline, *, lower_is_better: bool) -> float:
     """P(technique better than baseline): the chance a random technique run beats a random
     baseline run, ties counting half (Mann-Whitney U / (n m)). 0.5: no difference.
@@ -134,7 +164,7 @@ def probability_of_improvement_interval(technique, baseline, *, lower_is_better:
     rng = _rng()
     ia = rng.integers(0, a.size, size=(resamples, a.size))
     ib = rng.integers(0, b.size, size=(resamples, b.size))
-    values = np.array([_prob_greater(a[i], b[j]) for i, j in zip(ia, ib, strict=True)])
+    values = _resampled_prob_greater(a, b, ia, ib)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
     return float(lo), float(hi)

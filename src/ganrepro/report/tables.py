@@ -8,6 +8,7 @@
     pairing_table       TF vs PyTorch per variant and metric: medians side by side and the per-seed
                         paired differences (TF - PyTorch)
     sign_table          per technique and metric: the sign of the effect in each framework, agree?
+    resolution_table    per comparison: its verdict on the grid's first seeds (32) and on all of them
 
 Framework-free; every number comes from ``stats`` and is deterministic.
 """
@@ -144,6 +145,32 @@ def sign_table(comparisons: pd.DataFrame, a: str = "torch", b: str = "tf") -> pd
                      f"sign_{a}": sa, f"sign_{b}": sb, "agree": sa == sb,
                      f"resolved_{a}": not (ra["p_lo"] <= 0.5 <= ra["p_hi"]),
                      f"resolved_{b}": not (rb["p_lo"] <= 0.5 <= rb["p_hi"])})
+    return pd.DataFrame(rows)
+
+
+def verdict(p_lo: float, p_hi: float) -> str:
+    """"helps" when the P(improvement) interval lies above 0.5, "hurts" below, else "unresolved"."""
+    if not (math.isfinite(p_lo) and math.isfinite(p_hi)):
+        return "n/a"
+    return "helps" if p_lo > 0.5 else "hurts" if p_hi < 0.5 else "unresolved"
+
+
+def resolution_table(few: pd.DataFrame, many: pd.DataFrame, n_few: int, n_many: int) -> pd.DataFrame:
+    """Per comparison (technique, baseline, framework, metric) of ``many`` (``comparison_table`` of
+    all the grid's seeds, ``n_many`` per cell) beside the same comparison in ``few`` (the grid's
+    first ``n_few`` seeds): P(improvement) with interval and :func:`verdict` at each size, and
+    ``newly_resolved``: unresolved with ``n_few`` seeds, resolved with ``n_many``."""
+    key = ["technique", "baseline", "framework", "metric"]
+    keep = [*key, "p_improve", "p_lo", "p_hi"]
+    merged = many[keep].merge(few[keep], on=key, how="left", suffixes=(f"_{n_many}", f"_{n_few}"), sort=False)
+    rows = []
+    for _, r in merged.iterrows():
+        before = verdict(r[f"p_lo_{n_few}"], r[f"p_hi_{n_few}"])
+        after = verdict(r[f"p_lo_{n_many}"], r[f"p_hi_{n_many}"])
+        rows.append({**{k: r[k] for k in key},
+                     **{f"{c}_{n}": r[f"{c}_{n}"] for n in (n_few, n_many) for c in ("p_improve", "p_lo", "p_hi")},
+                     f"verdict_{n_few}": before, f"verdict_{n_many}": after,
+                     "newly_resolved": before == "unresolved" and after in ("helps", "hurts")})
     return pd.DataFrame(rows)
 
 

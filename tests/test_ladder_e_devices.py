@@ -1,0 +1,203 @@
+"""Agreement ladder, rung (e): the same framework on the CPU and on CUDA; and the device plumbing.
+
+Rung (e) (docs/agreement.md#cpu-vs-cuda): PyTorch on the CPU vs PyTorch on CUDA, whole runs of
+every cell of rung (d) (the core protocols and every named variant), float64 up to each seed's
+sensitivity horizon and float32 within its stated bound (``test_ladder_cd_runs.assert_runs_agree``:
+the same horizons, bounds and kink rule as TF vs PyTorch, the horizons measured on CUDA). On CUDA
+the same command twice must give the same bytes, and a seed alone must equal the same seed inside
+a stack. These tests need a CUDA device and skip cleanly without one (nothing in CI needs a GPU).
+
+The rest runs everywhere: the devices' names and errors, a run's record naming its device, a
+runs folder refusing another device's sweep, and the command line's exit status 2.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_ladder_cd_runs import CELLS, SEEDS, assert_runs_agree, sensitivity_horizons
+
+from ganrepro import devices, impls, store
+from ganrepro import records as rec
+from ganrepro import sweep as sw
+from ganrepro.config import make_config
+from ganrepro.errors import UsageError
+from ganrepro.grids import Grid
+from ganrepro.training import train
+
+
+def cuda_available() -> bool:
+    if not impls.available("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+needs_cuda = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device (PyTorch sees none here)")
+no_cuda = pytest.mark.skipif(cuda_available(), reason="checks the error raised where CUDA is absent")
+
+
+# ---- rung (e): CPU vs CUDA ----------------------------------------------------------------------
+@needs_cuda
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cpu_and_cuda_runs_agree_up_to_each_seeds_sensitivity_horizon(cell, dtype, agreement):
+    config = CELLS[cell].replace(dtype=dtype, seeds=tuple(SEEDS), curve_interval=1)
+    on_cpu, on_cuda = train(config, "torch", device="cpu"), train(config, "torch", device="cuda")
+    horizons = sensitivity_horizons(config, on_cuda, dtype, framework="torch", device="cuda")
+    assert_runs_agree(on_cpu, on_cuda, horizons, dtype, agreement)
+
+
+@needs_cuda
+@pytest.mark.parametrize("minibatch", [False, True], ids=["vanilla", "mbd"])
+def test_the_same_cuda_run_twice_gives_identical_bytes(minibatch, tmp_path):
+    config = make_config("2017", minibatch=minibatch, seeds=(0, 1, 2), num_steps=300)
+    first, second = train(config, "torch", device="cuda"), train(config, "torch", device="cuda")
+    for x, y in [(first.curves, second.curves), (first.samples_uniform, second.samples_uniform),
+                 (first.boundary, second.boundary)]:
+        assert x.tobytes() == y.tobytes()
+    paths = [rec.save_runs(o, rec.score(o), tmp_path / name) for name, o in (("a", first), ("b", second))]
+    for a, b in zip(*paths, strict=True):
+        for name in rec.SEALED_FILES:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@needs_cuda
+@pytest.mark.parametrize("minibatch", [False, True], ids=["vanilla", "mbd"])
+def test_a_seed_alone_equals_the_same_seed_in_a_stack_on_cuda(minibatch):
+    stacked = train(make_config("2017", minibatch=minibatch, seeds=tuple(range(64)), num_steps=300), "torch",
+                    device="cuda")
+    for position in (0, 17, 63):
+        alone = train(make_config("2017", minibatch=minibatch, seeds=(position,), num_steps=300), "torch",
+                      device="cuda")
+        assert alone.curves[:, 0].tobytes() == stacked.curves[:, position].tobytes()
+        assert alone.samples_uniform[0].tobytes() == stacked.samples_uniform[position].tobytes()
+
+
+@needs_cuda
+def test_a_cuda_record_names_the_gpu():
+    output = train(make_config("2017", seeds=(0,), num_steps=20), "torch", device="cuda")
+    record = rec.score(output)[0]
+    assert record["device"] == "cuda"
+    info = record["device_info"]
+    assert info["type"] == "cuda" and info["name"] and info["cuda"] and info["torch"]
+
+
+# ---- devices everywhere -------------------------------------------------------------------------
+def test_device_names_are_checked():
+    assert devices.check_device("cpu") == "cpu"
+    with pytest.raises(UsageError, match=r"unknown device 'tpu'; allowed: cpu, cuda"):
+        devices.check_device("tpu")
+
+
+@pytest.mark.parametrize("framework", list(impls.FRAMEWORKS))
+def test_a_cpu_record_names_the_cpu(framework):
+    if not impls.available(framework):
+        pytest.skip(f"{framework} is not installed")
+    output = train(make_config("2017", seeds=(0,), num_steps=5), framework, device="cpu")
+    record = rec.score(output)[0]
+    assert record["device"] == "cpu"
+    assert record["device_info"] == devices.cpu_info()
+    assert record["device_info"]["name"] == devices.cpu_model() != ""
+
+
+@no_cuda
+@pytest.mark.parametrize("framework", list(impls.FRAMEWORKS))
+def test_cuda_where_none_is_seen_is_a_usage_error_naming_what_is_allowed(framework):
+    if not impls.available(framework):
+        pytest.skip(f"{framework} is not installed")
+    if framework == "tf":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            pytest.skip("TensorFlow sees a GPU here")
+    with pytest.raises(devices.DeviceUnavailable, match=r"--device cuda: .* sees no .*; allowed: cpu"):
+        impls.check_device(framework, "cuda")
+    # the twin stays usable on the CPU after the refusal
+    assert train(make_config("2017", seeds=(0,), num_steps=3), framework).device == "cpu"
+
+
+@no_cuda
+def test_run_with_cuda_where_none_is_seen_exits_2_before_training(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ganrepro", "run", "--variant", "blog2017/vanilla", "--steps", "5",
+                           "--device", "cuda", "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "--device cuda" in done.stderr and "allowed: cpu" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_runs_folder_refuses_a_sweep_on_another_device(tmp_path):
+    grid = Grid("tiny", "two seeds", ("blog2017/vanilla",), ("torch",), (0, 1), (("num_steps", 20),))
+    sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(store.DeviceMismatch, match=r"was trained on cpu, and this sweep trains on cuda"):
+        sw.sweep(grid, tmp_path, executor=sw.LocalExecutor(1), device="cuda")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing moved or lost
+    record = json.loads(next(tmp_path.rglob("record.json")).read_text())
+    assert record["device"] == "cpu"
+
+
+def test_sweep_frameworks_must_be_the_grids(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ganrepro", "sweep", "--grid", "smoke", "--frameworks", "jax",
+                           "--runs", str(tmp_path / "runs")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--frameworks 'jax': allowed: a comma-separated subset of the grid's torch, tf" in done.stderr
+
+
+def test_the_image_track_refuses_cuda_with_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ganrepro", "run", "--variant", "post004/dcgan-z2", "--device",
+                           "cuda", "--steps", "2"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "image track's twins train on the CPU only; allowed: cpu" in done.stderr
+
+
+def test_the_same_seeds_draw_the_same_inputs_on_every_device():
+    """The inputs a twin gets are NumPy draws made before the device is chosen: the device is not
+    an argument of any draw (``ganrepro.streams``, ``ganrepro.weights``)."""
+    import inspect
+
+    from ganrepro import streams, weights
+
+    for module in (streams, weights):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ == module.__name__:
+                assert "device" not in inspect.signature(fn).parameters, f"{module.__name__}.{name}"
+
+
+# ---- scoring's sort on the device ---------------------------------------------------------------
+@pytest.mark.parametrize("framework", list(impls.FRAMEWORKS))
+def test_a_twins_row_sort_is_numpys_and_scores_the_same(framework):
+    """The twin's ``sort_rows`` (what a GPU run's scoring sorts with) gives NumPy's sorted rows, and
+    ``evaluate_many`` given them gives the same metrics bit for bit."""
+    import numpy as np
+
+    from ganrepro.metrics import evaluate_many
+    from ganrepro.seeding import rng_for
+
+    if not impls.available(framework):
+        pytest.skip(f"{framework} is not installed")
+    backend = impls.get_backend(framework)
+    backend.use_device("cpu")
+    rng = np.random.default_rng(5)
+    x = np.stack([rng.normal(4, 0.5, 10_000), rng.normal(3, 0.01, 10_000), np.round(rng.normal(4, 1, 10_000), 1)])
+    for dtype in (np.float32, np.float64):
+        assert backend.sort_rows(x.astype(dtype)).tobytes() == np.sort(x.astype(dtype), axis=1).tobytes()
+    on_twin = evaluate_many(x, [rng_for(s, "evaluation") for s in range(3)], sorted_samples=backend.sort_rows(x))
+    assert on_twin == evaluate_many(x, [rng_for(s, "evaluation") for s in range(3)])
+
+
+@needs_cuda
+def test_sorting_on_cuda_is_numpys():
+    import numpy as np
+
+    backend = impls.get_backend("torch")
+    backend.use_device("cuda")
+    try:
+        x = np.random.default_rng(6).normal(4, 0.5, (64, 10_000)).astype(np.float32)
+        assert backend.sort_rows(x).tobytes() == np.sort(x, axis=1).tobytes()
+    finally:
+        backend.use_device("cpu")
