@@ -72,7 +72,7 @@ class Grid:
 LARGE_SEEDS = 1024
 LARGE_STACK = 512
 """The large grid trains its cells in stacks of 512 seeds: per seed-step cost is near its floor
-there (docs/performance.md), and a sweep killed mid-stack loses at most 512 unstored runs per worker."""
+there (docs/performance.md#stacks), and a sweep killed mid-stack loses at most 512 unstored runs per worker."""
 
 GRIDS: dict[str, Grid] = {
     "default": Grid("default", "every named variant, 32 seeds per cell in both frameworks",

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every GPU measurement the suite still owes (docs/performance.md#gpu), as one script for one
+# NVIDIA GPU machine: run it from the repository root; results go under ${OUT:-gpu-out}/.
+#
+#   1. the CUDA tests: rung (e) of the agreement ladder (CPU vs CUDA, determinism on CUDA, a seed
+#      alone vs in a stack) and the minibatch layer on CUDA (no host reads);
+#   2. ganrepro bench on CUDA: the minibatch layer and the training table (PyTorch; TensorFlow when
+#      its build sees the GPU), beside the CPU tables already committed;
+#   3. the large grid on the GPU, PyTorch only, timed (target: 10 minutes).
+#
+# Each step has its own time limit (seconds: STEP1, STEP2, STEP3) so that one slow step cannot
+# take the others' time; the script goes on after a failed step and exits with the worst status.
+set -u
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+status=0
+step() {  # step LIMIT NAME COMMAND...
+    local limit=$1 name=$2; shift 2
+    echo "== $name (limit ${limit}s)" | tee -a "$OUT/steps.log"
+    local start=$SECONDS
+    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    echo "== $name: exit $rc after $((SECONDS - start)) s" | tee -a "$OUT/steps.log"
+    tail -n 15 "$OUT/$name.log"
+    [ "$rc" -gt "$status" ] && status=$rc
+    return 0
+}
+python -c "import ganrepro" 2>/dev/null || python -m pip install --no-deps --no-build-isolation -q -e . \
+    || { echo "cannot install ganrepro"; exit 1; }
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
+    | tee "$OUT/device.txt"
+step "${STEP1:-240}" cuda-tests python -m pytest -q -p no:cacheprovider tests/test_ladder_e_devices.py \
+    tests/test_minibatch_layer.py -k "cuda and not cpu_and_cuda_runs_agree" -x
+step "${STEP2:-240}" bench-cuda ganrepro bench --device cuda --parts minibatch,training --frameworks torch \
+    --out "$OUT/benchmarks"
+step "${STEP3:-600}" large-cuda ganrepro sweep --grid large --device cuda --frameworks torch \
+    --runs "$OUT/runs-large-cuda" --quiet
+exit "$status"
