@@ -44,9 +44,13 @@ class StepsBar:
 
 
 def runs_bar(label: str, total: int, stream=None) -> tqdm:
-    """A bar of ``total`` runs; ``advance(bar, runs)`` after each stored stack, ``close()`` at the end."""
+    """A bar of ``total`` runs; ``advance(bar, runs)`` after each stored stack, ``close()`` at the end.
+
+    Every advance is shown (no minimum interval): a sweep stores a stack at a time, seconds to
+    minutes apart, and a stack stored within tqdm's default 0.1 s of the previous one must not be
+    left out of a log."""
     return tqdm(total=total, desc=label, bar_format=RUNS_FORMAT, postfix=f"{total} to go",
-                file=stream if stream is not None else sys.stderr, leave=True)
+                file=stream if stream is not None else sys.stderr, leave=True, mininterval=0)
 
 
 def advance(bar: tqdm, runs: int) -> None:

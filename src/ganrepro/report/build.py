@@ -217,7 +217,7 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
             lines.append(f"- `{r['technique']}` vs `{r['baseline']}`: {r['verdict']}")
         if lines:
             B.append(doc.Paragraph("Per technique (KS, both frameworks):\n" + "\n".join(lines)))
-    if not t["resolution"].empty:
+    if has_resolution(t):
         B.extend(resolution_blocks(t["resolution"], len(grid.seeds)))
     outcome = t["summary"][t["summary"]["framework"] != "-"]
     B.append(doc.Paragraph(
@@ -283,6 +283,12 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
 FEW_SEEDS = 32
 """A grid with more seeds per cell than this also reports what its first FEW_SEEDS seeds
 resolve (the default grid's size), beside what all of them resolve."""
+
+
+def has_resolution(t: dict) -> bool:
+    """Whether the tables hold a non-empty resolution table (grids of more than FEW_SEEDS seeds)."""
+    resolution = t.get("resolution")
+    return resolution is not None and not resolution.empty
 
 
 def resolution_blocks(resolution: pd.DataFrame, n_many: int) -> list:
@@ -382,6 +388,6 @@ def build_report(grid: Grid, runs_root, out, *, html: bool = True,
             write_text_atomic(tmp / "index.html", doc.to_html(blocks, f"ganrepro report: grid {grid.name}"))
         for name in ("runs", "summary", "comparisons", "pairing", "signs"):
             write_text_atomic(tmp / f"{name}.csv", tables.to_csv(t[name]))
-        if not t["resolution"].empty:
+        if has_resolution(t):
             write_text_atomic(tmp / "resolution.csv", tables.to_csv(t["resolution"]))
     return out
