@@ -8,8 +8,9 @@ dicts name -> array with a leading seed axis S (names, shapes and draw order fro
 seed axis), kernels ``(S, k, k, C_in, C_out)`` (HWIO with a seed axis), images ``(S, B, H, W)``. The
 functions taking and returning NumPy arrays (``init_state`` with ``train_chunk`` and
 ``state_weights``, ``generate``, ``forward_and_gradients``, ``vjp``) are what the driver and the
-tests call; the others work on the framework's tensors and are shared by name so that the two
-twins can be read, and tested, side by side. ``tests/test_image_twins.py`` checks that each twin
+tests call, and they run on the device ``use_device`` chose (the CPU unless told); the others work
+on the framework's tensors and are shared by name so that the two twins can be read, and tested,
+side by side. ``tests/test_image_twins.py`` checks that each twin
 defines exactly the public functions of ``ImageTwin``, in its order, with its parameter names.
 
 Nothing here imports a framework (NumPy only).
@@ -78,6 +79,10 @@ class ImageTwin(Protocol):
     # ---- conversion
     def versions(self) -> dict:
         """{library: version} of the framework and NumPy, for the records."""
+
+    def use_device(self, device: str) -> dict:
+        """Run on ``device`` ("cpu" or "cuda", ``ganrepro.devices``), the 1D twin's device too; its device_info.
+        ``DeviceUnavailable`` (a ``UsageError``: exit 2) where the framework sees no such device."""
 
     def to_tensors(self, arrays: dict) -> dict:
         """{name: NumPy array} -> {name: tensor}, same dtype and values."""

@@ -14,9 +14,17 @@ matrix, its 16 taps then added into the output at 2i + u - 1 (four shifted, zero
 XLA's grouped convolution (seeds folded into channels) is expanded to a dense one, S times the
 work (10 to 35 times slower here); a Python loop of per-seed ``tf.nn.conv2d`` calls is 2 to 4 times
 slower at 8x8 (about as fast at 28x28) and compiles slower.
+
+Device: ``use_device`` picks it (``tf_twin.use_device``: the first GPU TensorFlow lists, or
+``DeviceUnavailable`` where its build lists none, as ``tensorflow-cpu`` never does); the NumPy-facing
+entry points run under ``tf.device`` of that choice (``_on_device``), so their constants, state and
+compiled functions are placed there. Determinism is ``tf_twin.configure``'s: op determinism (which
+XLA's GPU autotuner honours too, keeping to deterministic convolution and GEMM algorithms; the
+loop's one scatter writes a curve row at a single index, nothing accumulated) and no TF32.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -30,7 +38,7 @@ from ganrepro.image.config import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, BN_EPS, BN_M
 from ganrepro.image.streams import ImageChunk
 from ganrepro.image.weights import discriminator_shapes, generator_shapes
 
-from . import tf_twin  # noqa: F401  (its import runs configure(): the deterministic set-up)
+from . import tf_twin  # its import runs configure(): the deterministic set-up; its DEVICE is ours
 from .image_interface import CURVES, GENERATE_GROUP, paired, unpaired
 from .interface import in_curve_order
 
@@ -41,6 +49,22 @@ STRIDE, PAD = 2, 1
 def versions() -> dict:
     """{library: version} of the framework and NumPy, for the records."""
     return {"tensorflow": tf.__version__, "numpy": np.__version__}
+
+
+def use_device(device: str) -> dict:
+    """Run on ``device`` ("cpu", or "cuda": the first GPU TensorFlow lists); its device_info. ``DeviceUnavailable``
+    (one line: what TensorFlow sees, what is allowed) if there is none. The device is ``tf_twin``'s
+    (``tf_twin.use_device``), shared with the 1D twin; determinism is ``tf_twin.configure``'s."""
+    return tf_twin.use_device(device)
+
+
+def _on_device(fn):
+    """Run ``fn`` under ``tf.device`` of the device ``use_device`` chose (``tf_twin.DEVICE``, read at each call)."""
+    @functools.wraps(fn)
+    def placed(*args, **kwargs):
+        with tf.device(tf_twin.DEVICE):
+            return fn(*args, **kwargs)
+    return placed
 
 
 def to_tensors(arrays: dict) -> dict:
@@ -286,6 +310,7 @@ def _compiled(kind: str, config: ImageConfig, build):
     return _COMPILED[key]
 
 
+@_on_device
 def init_state(config: ImageConfig, weights: dict, train_images: np.ndarray) -> dict:
     """The training state: flat weights and Adam slots (zero) of G and D, G's running statistics, the
     images, and the number of seeds (a lone seed is kept as a stack of two, see ``image_interface.paired``)."""
@@ -316,6 +341,7 @@ def _build_train_loop(config: ImageConfig):
     return loop
 
 
+@_on_device
 def train_chunk(config: ImageConfig, state: dict, chunk: ImageChunk):
     """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``CURVES``."""
     loop = _compiled("train", config, _build_train_loop)
@@ -325,6 +351,7 @@ def train_chunk(config: ImageConfig, state: dict, chunk: ImageChunk):
     return dict(state, **core), unpaired(curves.numpy(), state["seeds"], 1)
 
 
+@_on_device
 def state_weights(config: ImageConfig, state: dict) -> dict:
     """{"G", "G_stats", "D"} of a state, as NumPy arrays."""
     weights = {"G": to_numpy(unflatten(state["G"], generator_shapes(config))), "G_stats": to_numpy(state["G_stats"]),
@@ -340,6 +367,7 @@ def _build_generate(config: ImageConfig):
     return run
 
 
+@_on_device
 def generate(config: ImageConfig, g_weights: dict, g_stats: dict, z: np.ndarray) -> np.ndarray:
     """G(z) in inference mode, z (S, N, Z) -> (S, N, H, W), in groups of GENERATE_GROUP points (zero-padded)."""
     s, n = z.shape[0], z.shape[1]
@@ -379,6 +407,7 @@ def _build_forward_and_gradients(config: ImageConfig):
     return run
 
 
+@_on_device
 def forward_and_gradients(config: ImageConfig, weights: dict, x: np.ndarray, z: np.ndarray, z_g: np.ndarray) -> dict:
     """Forward values, losses, gradients and running statistics at fixed weights (see ``image_interface``)."""
     s = x.shape[0]
@@ -389,6 +418,7 @@ def forward_and_gradients(config: ImageConfig, weights: dict, x: np.ndarray, z: 
     return unpaired(to_numpy(out), s)
 
 
+@_on_device
 def vjp(fn, arrays: list, cotangent: np.ndarray):
     """(y, gradients of sum(cotangent * y) w.r.t. each array) for y = fn(*tensors) (its first output if a tuple),
     compiled by XLA like the training loop."""

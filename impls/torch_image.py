@@ -13,6 +13,13 @@ not depend on the other groups; oneDNN takes another code path for groups = 1, s
 as a stack of two (``image_interface.paired``). Patch matrices times the kernel (the TensorFlow
 twin's formulation) are exact too, but PyTorch's matmul goes to MKL, whose instruction-set-pinned
 path (``MKL_CBWR=COMPATIBLE``) is 5 times slower than its AVX2 one: 2 to 4 times slower per layer.
+
+Device: ``use_device`` picks it (``torch_twin.use_device``, whose ``DEVICE`` this twin's tensors are
+made on too); the NumPy-facing entry points copy their inputs there and their results back. On
+CUDA the same code runs (the folded grouped convolutions go to cuDNN, and a lone seed still runs
+as a stack of two), under ``torch_twin.configure``'s determinism: deterministic algorithms (every
+op here has a deterministic CUDA kernel: no scatter, index_add or cumsum), cuDNN deterministic
+and not benchmarking, TF32 off, cuBLAS's fixed workspace.
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from ganrepro.image.config import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, BN_EPS, BN_M
 from ganrepro.image.streams import ImageChunk
 from ganrepro.image.weights import discriminator_shapes, generator_shapes
 
-from . import torch_twin  # noqa: F401  (its import runs configure(): the deterministic set-up)
+from . import torch_twin  # its import runs configure(): the deterministic set-up; its DEVICE is ours
 from .image_interface import CURVES, GENERATE_GROUP, paired, unpaired
 from .interface import in_curve_order
 
@@ -43,14 +50,31 @@ def versions() -> dict:
     return {"torch": torch.__version__, "numpy": np.__version__}
 
 
+def use_device(device: str) -> dict:
+    """Run on ``device`` ("cpu", or "cuda": the current CUDA GPU); its device_info. ``DeviceUnavailable``
+    (one line: what PyTorch sees, what is allowed) if there is none. The device is ``torch_twin``'s
+    (``torch_twin.use_device``), shared with the 1D twin; determinism on CUDA is ``torch_twin.configure``'s."""
+    return torch_twin.use_device(device)
+
+
 def to_tensors(arrays: dict) -> dict:
-    """{name: NumPy array} -> {name: tensor}, same dtype and values."""
-    return {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+    """{name: NumPy array} -> {name: tensor on the device}, same dtype and values."""
+    return {k: _tensor(np.array(v)) for k, v in arrays.items()}
 
 
 def to_numpy(tensors: dict) -> dict:
     """{name: tensor} -> {name: NumPy array} (copies)."""
-    return {k: v.detach().numpy().copy() for k, v in tensors.items()}
+    return {k: _host(v).copy() for k, v in tensors.items()}
+
+
+def _tensor(array: np.ndarray):
+    """A NumPy array as a tensor on the device ``use_device`` chose (shares memory on the CPU)."""
+    return torch.from_numpy(array).to(torch_twin.DEVICE)
+
+
+def _host(t) -> np.ndarray:
+    """A tensor's values as a NumPy array (a view on the CPU, a copy from a GPU)."""
+    return t.detach().cpu().numpy()
 
 
 # ---- layers ---------------------------------------------------------------------------------
@@ -137,7 +161,8 @@ def _batch_norm_folded(x, gamma, beta):
     update, with momentum 1 from zero buffers: the mean and the unbiased variance var_u exactly, and
     var = var_u (n - 1) / n.
     """
-    mean, var_u = torch.zeros(gamma.numel(), dtype=x.dtype), torch.zeros(gamma.numel(), dtype=x.dtype)
+    mean = torch.zeros(gamma.numel(), dtype=x.dtype, device=x.device)
+    var_u = torch.zeros(gamma.numel(), dtype=x.dtype, device=x.device)
     y = F.batch_norm(x, mean, var_u, gamma.reshape(-1), beta.reshape(-1), training=True, momentum=1.0, eps=BN_EPS)
     n = x.shape[0] * x.shape[2] * x.shape[3]
     return y, mean.reshape(gamma.shape), (var_u * ((n - 1) / n)).reshape(gamma.shape)
@@ -315,22 +340,22 @@ def init_state(config: ImageConfig, weights: dict, train_images: np.ndarray) -> 
     g, d = flatten(to_tensors(weights["G"])), flatten(to_tensors(weights["D"]))
     return {"G": g, "D": d, "G_slots": (torch.zeros_like(g), torch.zeros_like(g)),
             "D_slots": (torch.zeros_like(d), torch.zeros_like(d)), "G_stats": to_tensors(weights["G_stats"]),
-            "images": torch.from_numpy(np.array(train_images, dtype=config.dtype)), "seeds": len(config.seeds)}
+            "images": _tensor(np.array(train_images, dtype=config.dtype)), "seeds": len(config.seeds)}
 
 
 def train_chunk(config: ImageConfig, state: dict, chunk: ImageChunk):
     """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``CURVES``."""
-    images, idx = state["images"], torch.from_numpy(paired(chunk.idx, 1))
-    z_d, z_g = torch.from_numpy(paired(chunk.z_d, 1)), torch.from_numpy(paired(chunk.z_g, 1))
+    images, idx = state["images"], _tensor(paired(chunk.idx, 1))
+    z_d, z_g = _tensor(paired(chunk.z_d, 1)), _tensor(paired(chunk.z_g, 1))
     lr_d, lr_g = chunk.lr_d.tolist(), chunk.lr_g.tolist()
     g, d, g_slots, d_slots, g_stats = state["G"], state["D"], state["G_slots"], state["D_slots"], state["G_stats"]
-    curves = torch.zeros(idx.shape[0], idx.shape[1], len(CURVES), dtype=g.dtype)
+    curves = torch.zeros(idx.shape[0], idx.shape[1], len(CURVES), dtype=g.dtype, device=g.device)
     for i in range(chunk.n_valid):
         d, d_slots, g_stats, d_curves = d_step(config, g, g_stats, d, d_slots, images[idx[i]], z_d[i], lr_d[i])
         g, g_slots, g_stats, g_curves = g_step(config, g, g_stats, g_slots, d, z_g[i], lr_g[i])
         curves[i] = torch.stack(in_curve_order(d_curves, g_curves), dim=-1)
     state = dict(state, G=g, D=d, G_slots=g_slots, D_slots=d_slots, G_stats=g_stats)
-    return state, unpaired(curves.numpy(), state["seeds"], 1)
+    return state, unpaired(_host(curves), state["seeds"], 1)
 
 
 def state_weights(config: ImageConfig, state: dict) -> dict:
@@ -349,8 +374,8 @@ def generate(config: ImageConfig, g_weights: dict, g_stats: dict, z: np.ndarray)
     padded[:, :n] = paired(z)
     p, stats = to_tensors(paired(g_weights)), to_tensors(paired(g_stats))
     with torch.no_grad():
-        out = [generator(config, p, torch.from_numpy(part), stats)[0] for part in np.split(padded, groups, axis=1)]
-    return torch.cat(out, dim=1)[:s, :n].numpy()
+        out = [generator(config, p, _tensor(part), stats)[0] for part in np.split(padded, groups, axis=1)]
+    return _host(torch.cat(out, dim=1)[:s, :n])
 
 
 def forward_and_gradients(config: ImageConfig, weights: dict, x: np.ndarray, z: np.ndarray, z_g: np.ndarray) -> dict:
@@ -360,12 +385,12 @@ def forward_and_gradients(config: ImageConfig, weights: dict, x: np.ndarray, z: 
     g, d, stats = to_tensors(weights["G"]), to_tensors(weights["D"]), to_tensors(weights["G_stats"])
     for v in (*g.values(), *d.values()):
         v.requires_grad_(True)
-    g_out, moments = generator(config, g, torch.from_numpy(z))
+    g_out, moments = generator(config, g, _tensor(z))
     stats = update_stats(stats, moments)
-    l_real, l_fake = discriminator(config, d, torch.from_numpy(x)), discriminator(config, d, g_out)
+    l_real, l_fake = discriminator(config, d, _tensor(x)), discriminator(config, d, g_out)
     loss_d, loss_real, loss_fake = d_losses(l_real, l_fake)
     grads_d = torch.autograd.grad(loss_d.sum(), list(d.values()))
-    g_out_g, moments = generator(config, g, torch.from_numpy(z_g))
+    g_out_g, moments = generator(config, g, _tensor(z_g))
     stats = update_stats(stats, moments)
     loss_g = g_loss(config, discriminator(config, d, g_out_g))
     *grads_g, grad_g_out = torch.autograd.grad(loss_g.sum(), [*g.values(), g_out_g])
@@ -379,11 +404,11 @@ def forward_and_gradients(config: ImageConfig, weights: dict, x: np.ndarray, z: 
 
 def vjp(fn, arrays: list, cotangent: np.ndarray):
     """(y, gradients of sum(cotangent * y) w.r.t. each array) for y = fn(*tensors) (its first output if a tuple)."""
-    inputs = [torch.from_numpy(np.array(a)).requires_grad_(True) for a in arrays]
+    inputs = [_tensor(np.array(a)).requires_grad_(True) for a in arrays]
     y = fn(*inputs)
     y = y[0] if isinstance(y, tuple) else y
-    total = (y * torch.from_numpy(cotangent)).sum()
+    total = (y * _tensor(cotangent)).sum()
     if not total.requires_grad:  # y does not depend on the inputs through autograd (batch norm's moments)
-        return y.detach().numpy().copy(), [np.zeros_like(a) for a in arrays]
+        return _host(y).copy(), [np.zeros_like(a) for a in arrays]
     grads = torch.autograd.grad(total, inputs, allow_unused=True, materialize_grads=True)
-    return y.detach().numpy().copy(), [g.numpy().copy() for g in grads]
+    return _host(y).copy(), [_host(g).copy() for g in grads]

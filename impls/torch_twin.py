@@ -25,6 +25,8 @@ from .interface import CURVES, in_curve_order
 from .torch_minibatch import kernel_sums
 
 NAME = "torch"
+CUDA_GRAPHS_ENV = "GANREPRO_CUDA_GRAPHS"
+"""Set to 0 to run CUDA training steps eagerly instead of as graph replays (``train_chunk``)."""
 STACK_LIMIT = None
 """No limit: a seed alone and in a stack of any size round the same (tests/test_determinism.py)."""
 
@@ -202,11 +204,11 @@ def g_loss(d_fake, f_real, f_fake, config):
 
 def historical_penalty(theta, past_sum, t, config):
     """Per seed: lambda * ||theta - past_sum / t||^2, the mean over the player's t past values
-    theta_0 .. theta_{t-1}; zero at t = 0 (no past yet). t: a Python int (the step loop is Python's)."""
-    if t == 0:
-        return torch.zeros(theta.shape[0], dtype=theta.dtype, device=theta.device)
-    diff = theta - past_sum / t
-    return config.historical_averaging * (diff * diff).sum(-1)
+    theta_0 .. theta_{t-1}; zero at t = 0 (no past yet). t: a tensor (the step is replayed as a CUDA graph)."""
+    t = t.to(theta.dtype)
+    diff = theta - past_sum / torch.clamp(t, min=1)
+    penalty = config.historical_averaging * (diff * diff).sum(-1)
+    return torch.where(t > 0, penalty, torch.zeros_like(penalty))
 
 
 def pretrain_loss(d_out, labels):
@@ -325,26 +327,155 @@ def init_state(config: ExperimentConfig, g_weights: dict, d_weights: dict) -> di
             "G_past": torch.zeros_like(g), "D_past": torch.zeros_like(d)}
 
 
-def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
-    """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``interface.CURVES``."""
-    x, z_d, z_g, n_real, n_fake_d, n_fake_g = (_tensor(a) for a in (
-        chunk.x, chunk.z_d, chunk.z_g, chunk.noise_real, chunk.noise_fake_d, chunk.noise_fake_g))
-    lr_d, lr_g = chunk.lr_d.tolist(), chunk.lr_g.tolist()
-    g, d, g_slots, d_slots = state["G"], state["D"], state["G_slots"], state["D_slots"]
-    g_past, d_past = state["G_past"], state["D_past"]
-    curves = torch.zeros(x.shape[0], x.shape[1], len(CURVES), dtype=x.dtype, device=x.device)
-    for i in range(chunk.n_valid):
-        t = chunk.start + i
-        d_new, d_slots, d_curves = d_step(
-            config, g, d, d_slots, d_past, x[i], z_d[i], n_real[i], n_fake_d[i], lr_d[i], t)
-        g_new, g_slots, g_curves = g_step(
-            config, g, g_slots, g_past, d_new, x[i], z_g[i], n_real[i], n_fake_g[i], lr_g[i], t)
+STEP_INPUTS = ("x", "z_d", "z_g", "noise_real", "noise_fake_d", "noise_fake_g", "lr_d", "lr_g")
+"""The chunk's per-step arrays, (L, S, B) or (L,), in the order ``_train_step`` reads them."""
+
+
+def _train_step(config: ExperimentConfig, state: dict, step: dict, t):
+    """Training step t in place: D's update, then G's, then the sums of past weights. Returns the
+    step's curve row (S, len(CURVES)).
+
+    ``state``: the tensors of ``init_state``, overwritten with the new values. ``step``: this
+    step's row of each of ``STEP_INPUTS`` ((S, B) batches, 0-dim step sizes); t: the 0-dim step
+    number. Nothing is read from the host, so the step can be captured as a CUDA graph.
+    """
+    x, z_d, z_g, n_real, n_fake_d, n_fake_g, lr_d, lr_g = (step[k] for k in STEP_INPUTS)
+    g, d, g_past, d_past = state["G"], state["D"], state["G_past"], state["D_past"]
+    d_new, d_slots, d_curves = d_step(config, g, d, state["D_slots"], d_past, x, z_d, n_real, n_fake_d, lr_d, t)
+    g_new, g_slots, g_curves = g_step(config, g, state["G_slots"], g_past, d_new, x, z_g, n_real, n_fake_g, lr_g, t)
+    with torch.no_grad():
         if config.historical_averaging:
-            d_past, g_past = d_past + d, g_past + g
-        g, d = g_new, d_new
-        curves[i] = torch.stack(in_curve_order(d_curves, g_curves), dim=-1)
-    state = {"G": g, "D": d, "G_slots": g_slots, "D_slots": d_slots, "G_past": g_past, "D_past": d_past}
-    return state, _host(curves)
+            d_past.add_(d)
+            g_past.add_(g)
+        pairs = [(d, d_new), (g, g_new), *zip(state["D_slots"], d_slots, strict=True),
+                 *zip(state["G_slots"], g_slots, strict=True)]
+        for old, new in pairs:
+            old.copy_(new)
+        return torch.stack(in_curve_order(d_curves, g_curves), dim=-1)
+
+
+def _indexed_step(config: ExperimentConfig, state: dict, inputs: dict, counters: dict):
+    """``_train_step`` on row i of the chunk's inputs, selected on the device (``index_select`` by
+    the (1,) int64 counter i), then i and t advance by one: a step whose every per-step value
+    lives on the device, the form a CUDA graph captures and replays. No indexed writes (the caller
+    copies the returned curve row): those have no deterministic CUDA kernel fit for capture."""
+    i, t = counters["i"], counters["t"]
+    row = _train_step(config, state, {k: torch.index_select(inputs[k], 0, i)[0] for k in STEP_INPUTS}, t)
+    with torch.no_grad():
+        i.add_(1)
+        t.add_(1)
+    return row
+
+
+class StaticStep:
+    """A chunk's steps on static buffers: ``_train_step`` called eagerly, or ``_indexed_step``
+    captured once as a CUDA graph and replayed.
+
+    One eager step costs dozens of kernel launches, one Python call each (milliseconds for one
+    seed on a GPU, almost all of it launch overhead); a graph replay launches them all at once.
+    The buffers (state, chunk inputs, counters, curves) are allocated here. ``run`` copies a chunk
+    and a state in, runs the chunk's valid steps (after each, one copy of the step's curve row into
+    the chunk's curves) and returns copies, so one ``StaticStep`` serves every chunk of its shape.
+    Eagerly, each step reads row i of the inputs as a view (the cheapest form on the CPU);
+    ``indexed=True`` makes it select the row on the device as the graph does (the tests run that
+    form on the CPU). Capture (``capture=True``, CUDA only) follows PyTorch's recipe: warm-up
+    steps on a side stream (they move the buffers; ``run`` copies the state in again), then
+    ``torch.cuda.graph``. A replay
+    runs the eager step's kernels, so results should be bitwise those of the eager step on the
+    same device (``tests/test_static_step.py`` checks it where a GPU is present).
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, config: ExperimentConfig, state: dict, chunk: Chunk, capture: bool = False,
+                 indexed: bool = False):
+        self.config, self.indexed = config, indexed or capture
+        dtype = torch.float64 if chunk.x.dtype == np.float64 else torch.float32
+        self.state = {k: _clone(v) for k, v in state.items()}
+        self.inputs = {k: torch.empty(getattr(chunk, k).shape, dtype=dtype, device=DEVICE) for k in STEP_INPUTS}
+        self.counters = {"i": torch.zeros(1, dtype=torch.int64, device=DEVICE),
+                         "t": torch.zeros((), dtype=torch.int64, device=DEVICE)}
+        self.curves = torch.zeros(*chunk.x.shape[:2], len(CURVES), dtype=dtype, device=DEVICE)
+        self.graph, self.row = None, None
+        if capture:
+            self._capture(state, chunk)
+
+    def _step(self, i: int):
+        """Step i of the chunk (eagerly); its curve row."""
+        if self.indexed:
+            return _indexed_step(self.config, self.state, self.inputs, self.counters)
+        row = _train_step(self.config, self.state, {k: v[i] for k, v in self.inputs.items()}, self.counters["t"])
+        self.counters["t"].add_(1)
+        return row
+
+    def _capture(self, state: dict, chunk: Chunk) -> None:
+        self._load(state, chunk)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.WARMUP_STEPS):
+                self.counters["i"].zero_()  # row 0 each time: a chunk may have fewer rows than warm-up steps
+                self._step(0)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.row = self._step(0)  # rewritten in place by every replay
+        self.graph = graph
+
+    def _load(self, state: dict, chunk: Chunk) -> None:
+        """Copy a state and a chunk into the buffers; i = 0, t = the chunk's first step, curves 0."""
+        for k, v in state.items():
+            for mine, theirs in zip(_leaves(self.state[k]), _leaves(v), strict=True):
+                mine.copy_(theirs)
+        for k in STEP_INPUTS:
+            array = getattr(chunk, k)
+            self.inputs[k].copy_(_tensor(array if array.flags.writeable else array.copy()))
+        self.counters["i"].zero_()
+        self.counters["t"].fill_(chunk.start)
+        self.curves.zero_()
+
+    def run(self, state: dict, chunk: Chunk):
+        """(new state, curves (L, S, len(CURVES)) as NumPy) after the chunk's valid steps from ``state``."""
+        self._load(state, chunk)
+        for i in range(chunk.n_valid):
+            if self.graph is None:
+                self.curves[i].copy_(self._step(i))
+            else:
+                self.graph.replay()
+                self.curves[i].copy_(self.row)
+        return {k: _clone(v) for k, v in self.state.items()}, _host(self.curves)
+
+
+_STATIC: dict = {}
+
+
+def _static_step(config: ExperimentConfig, state: dict, chunk: Chunk) -> StaticStep:
+    """The ``StaticStep`` of (config without seeds, chunk shape, device); only the latest is kept.
+    On CUDA it is a captured graph unless ``GANREPRO_CUDA_GRAPHS=0``."""
+    capture = DEVICE.type == "cuda" and os.environ.get(CUDA_GRAPHS_ENV, "1") != "0"
+    key = (config.with_seeds((0,)), chunk.x.shape, chunk.x.dtype.str, str(DEVICE), capture)
+    if key not in _STATIC:
+        _STATIC.clear()  # frees the previous buffers (and a graph's memory pool)
+        _STATIC[key] = StaticStep(config, state, chunk, capture)
+    return _STATIC[key]
+
+
+def _clone(v):
+    """A copy of a state entry: a tensor, or a tuple of tensors (optimizer slots)."""
+    return tuple(t.clone() for t in v) if isinstance(v, tuple) else v.clone()
+
+
+def _leaves(v) -> tuple:
+    return v if isinstance(v, tuple) else (v,)
+
+
+def train_chunk(config: ExperimentConfig, state: dict, chunk: Chunk):
+    """Run the chunk's valid steps; curves (L, S, len(CURVES)) in the order of ``interface.CURVES``.
+
+    Returns a new state and leaves ``state`` alone: ``_static_step``'s buffers run the steps,
+    eagerly on the CPU, as replays of one captured CUDA graph on CUDA.
+    """
+    return _static_step(config, state, chunk).run(state, chunk)
 
 
 def state_weights(config: ExperimentConfig, state: dict) -> dict:
@@ -402,9 +533,7 @@ def forward_and_gradients(config, g_weights, d_weights, x, z) -> dict:
 def penalty_and_gradient(config, theta: np.ndarray, past_sum: np.ndarray, t: int):
     """The historical penalty per seed and its gradient w.r.t. theta (S, P), for the ladder."""
     theta = _tensor(theta).requires_grad_(True)
-    penalty = historical_penalty(theta, _tensor(past_sum), t, config)
-    if not penalty.requires_grad:  # t = 0: a constant zero
-        return _host(penalty), np.zeros(tuple(theta.shape))
+    penalty = historical_penalty(theta, _tensor(past_sum), torch.tensor(t, device=DEVICE), config)
     (grad,) = torch.autograd.grad(penalty.sum(), theta)
     return _host(penalty), _host(grad)
 

@@ -148,11 +148,15 @@ def test_sweep_frameworks_must_be_the_grids(tmp_path):
     assert "--frameworks 'jax': allowed: a comma-separated subset of the grid's torch, tf" in done.stderr
 
 
-def test_the_image_track_refuses_cuda_with_exit_2(tmp_path):
+@no_cuda
+def test_the_image_track_on_cuda_where_none_is_seen_exits_2(tmp_path):
+    """The image track takes --device cuda too (tests/test_image_devices.py); without a GPU it is refused
+    as the 1D track's run is."""
     done = subprocess.run([sys.executable, "-m", "ganrepro", "run", "--variant", "post004/dcgan-z2", "--device",
-                           "cuda", "--steps", "2"], capture_output=True, text=True)
+                           "cuda", "--steps", "2", "--out", str(tmp_path / "out")], capture_output=True, text=True)
     assert done.returncode == 2
-    assert "image track's twins train on the CPU only; allowed: cpu" in done.stderr
+    assert "--device cuda" in done.stderr and "allowed: cpu" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_same_seeds_draw_the_same_inputs_on_every_device():

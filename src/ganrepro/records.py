@@ -55,7 +55,7 @@ from .impls.interface import CURVES
 from .seeding import rng_for
 
 DEVICE = DEFAULT_DEVICE
-"""The device of a record whose output names none (the image track trains on the CPU)."""
+"""The device of a record whose output names none (an output that names none is a CPU run)."""
 
 METRICS_KEYS = ("config", "slug", "framework", "seed", "metrics", "status")
 """The deterministic part of a record, written alone to ``metrics.json``."""

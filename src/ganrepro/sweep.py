@@ -117,7 +117,7 @@ def run_task(config: AnyConfig, framework: str, device: str = DEFAULT_DEVICE):
     if isinstance(config, ImageConfig):
         from .image.training import train as train_image
 
-        image_output = train_image(config, framework)
+        image_output = train_image(config, framework, device=device)
         return image_output, rec.score(image_output)
     from .training import train
 

@@ -1,10 +1,13 @@
 """``ganrepro bench``'s image-track rows: one training step of post 004's GANs (docs/images.md), per
-framework, model, data size and stack size S, measured in a fresh worker process pinned to one core.
+framework, device, model, data size and stack size S, measured in a fresh worker process pinned to
+one core (on CUDA: the GPU, driven by that core).
 
 A step is one D update and one G update (``train_chunk`` of the image twins on a chunk of
-:data:`STEPS_PER_CALL` steps, the compiled loop in TensorFlow; compilation is in the warm-up call).
-Rows: seconds per step and per seed-step (best of the rounds). Written as
-``image_training_<device>.csv/.md`` beside the minibatch tables.
+:data:`STEPS_PER_CALL` steps, the compiled loop in TensorFlow; compilation is in the warm-up call),
+every call from the same initial state, on the device the twin's ``use_device`` chose. On CUDA a
+timed call ends with ``torch.cuda.synchronize()`` (PyTorch; TensorFlow's call returns its curves
+to the host, which waits for the GPU). Rows: seconds per step and per seed-step (best of the
+rounds). Written as ``image_training_<device>.csv/.md`` beside the minibatch tables.
 """
 from __future__ import annotations
 
@@ -33,6 +36,13 @@ def image_step_rows(framework: str, device: str, quick: bool) -> list[dict]:
     from .cases import device_name, time_case
 
     backend = get_image_backend(framework)
+    if framework == "tf" and device == "cuda":
+        from .training_steps import _configure_tf_gpu
+
+        _configure_tf_gpu()
+    info = backend.use_device(device)
+    name = device_name(device) if device == "cpu" else info.get("name")
+    sync = _synchronizer(framework, device)
     rows = []
     for model, dataset, stack in (QUICK_CASES if quick else CASES):
         config = ImageConfig(model=model, dataset=dataset, seeds=tuple(range(stack)), num_steps=STEPS_PER_CALL,
@@ -40,26 +50,38 @@ def image_step_rows(framework: str, device: str, quick: bool) -> list[dict]:
         size = config.image_size
         images = np.random.default_rng(0).random((512, size, size)).astype(config.dtype)
         chunk = next(training_chunks(config, len(images)))
-        weights = initial_weights(config)
+        state = backend.init_state(config, initial_weights(config), images)  # on the device, outside the timing
 
-        def run(config=config, images=images, chunk=chunk, weights=weights):
-            backend.train_chunk(config, backend.init_state(config, weights, images), chunk)
+        def run(config=config, state=state, chunk=chunk):
+            backend.train_chunk(config, state, chunk)  # a new state each call: its input is left alone
+            sync()
 
         timing = time_case(run, min_time=0.05 if quick else 1.0, min_rounds=1 if quick else 3)
         step = timing["best_s"] / STEPS_PER_CALL
         rows.append({"framework": framework, "model": model, "image_size": size, "stack": stack,
                      "batch": config.batch_size, "step_ms": step * 1e3, "seed_step_ms": step / stack * 1e3,
                      "rounds": timing["rounds"], "warmup_s": timing["warmup_s"], "device": device,
-                     "device_name": device_name(device),
+                     "device_name": name,
                      "framework_version": backend.versions().get("torch" if framework == "torch" else "tensorflow")})
     return rows
+
+
+def _synchronizer(framework: str, device: str):
+    """A function that waits for the device's queued work: ``torch.cuda.synchronize`` for PyTorch on
+    CUDA, else nothing to do (the CPU computes in the call; TensorFlow's curves come back to the host)."""
+    if framework == "torch" and device == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
 
 
 def markdown(rows: list[dict], device: str) -> str:
     """The rows as a Markdown table, with the device named."""
     names = ", ".join(sorted({r["device_name"] for r in rows}))
     lines = [f"# Image track: one training step, {device}: {names}", "",
-             "One D update and one G update of post 004's GANs (docs/images.md), batch 64, float32, one thread; "
+             "One D update and one G update of post 004's GANs (docs/images.md), batch 64, float32, "
+             f"{'one thread' if device == 'cpu' else 'on the GPU, driven by one CPU thread'}; "
              f"time = best of the rounds of {STEPS_PER_CALL} steps, per step and per seed-step (S seeds stacked).",
              "", "| framework | model | image | S | step (ms) | per seed-step (ms) |", "|---|---|---|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: (r["framework"], r["model"], r["image_size"], r["stack"])):

@@ -3,7 +3,8 @@
 
 Parts (``--parts``, default all): ``minibatch`` (the layer's table, per device), ``training`` (the
 training table: the twins' step per stack size beside a plain baseline, per device), ``image``
-(the image track's step, CPU only). One line on stderr per part, framework and device as it is
+(the image track's step, per device). On CUDA TensorFlow's rows are measured only where its build
+sees a GPU (asked once, in a fresh process). One line on stderr per part, framework and device as it is
 measured; the written files on stdout, README.md last. Functions of ``ganrepro.bench`` are looked
 up on the package when called (tests replace ``bench.measure``, ``bench.measure_training``,
 ``bench.measure_image``). Loads no framework (the workers do).
@@ -62,15 +63,22 @@ def execute(args: argparse.Namespace, frameworks, devices, batches, out: Path, p
     """Measure (fresh worker processes per part, framework and device), then write the tables."""
     rows, training_rows, image_rows = [], [], []
     stacks = list(bench.TRAINING_QUICK_STACKS if args.quick else bench.TRAINING_STACKS)
-    tf_gpu = None
+    tf_gpu: list[bool] = []  # TensorFlow's answer, once asked
+
+    def measured(framework: str, device: str) -> bool:
+        """Whether ``framework`` is measured on ``device``: not TensorFlow on CUDA where it sees no GPU."""
+        if device != "cuda" or framework != "tf":
+            return True
+        if not tf_gpu:
+            tf_gpu.append(bench.tf_sees_gpu())
+            if not tf_gpu[0]:
+                print("bench: tf sees no GPU; cuda rows for torch only", file=sys.stderr)
+        return tf_gpu[0]
+
     for device in devices:
         for framework in frameworks:
-            if device == "cuda" and framework == "tf" and {"minibatch", "training"} & set(parts):
-                if tf_gpu is None:
-                    tf_gpu = bench.tf_sees_gpu()
-                if not tf_gpu:
-                    print("bench: tf sees no GPU; cuda rows for torch only", file=sys.stderr)
-                    continue
+            if not {"minibatch", "training"} & set(parts) or not measured(framework, device):
+                continue
             if "minibatch" in parts:
                 print(f"bench: {framework} on {device}, batch sizes {batches} ...", file=sys.stderr)
                 rows.extend(bench.measure(framework, device, batches, args.quick, args.torch_capability))
@@ -79,10 +87,11 @@ def execute(args: argparse.Namespace, frameworks, devices, batches, out: Path, p
                       file=sys.stderr)
                 training_rows.extend(bench.measure_training(framework, device, args.quick, args.torch_capability))
     if "image" in parts:
-        for framework in frameworks:
-            if "cpu" in devices:  # the image twins train on the CPU (docs/images.md)
-                print(f"bench: {framework} image-track training step on cpu ...", file=sys.stderr)
-                image_rows.extend(bench.measure_image(framework, "cpu", args.quick, args.torch_capability))
+        for device in devices:
+            for framework in frameworks:
+                if measured(framework, device):
+                    print(f"bench: {framework} image-track training step on {device} ...", file=sys.stderr)
+                    image_rows.extend(bench.measure_image(framework, device, args.quick, args.torch_capability))
     written = []  # the part tables first: README.md (written last) includes them
     if image_rows:
         written += bench.write_image_tables(image_rows, out)

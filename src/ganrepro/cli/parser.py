@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                           "(default: default)")
     sweep.add_argument("--runs", default="runs", metavar="DIR", help="where runs are stored (default: runs)")
     sweep.add_argument("--jobs", type=_int_at_least(1), default=None, metavar="N",
-                       help="parallel workers (default: every core this process may use)")
+                       help="parallel workers (default: every core this process may use; at most 4 on cuda)")
     sweep.add_argument("--executor", default="local", metavar="NAME",
                        help="local (worker processes on this machine, the default) or ray (a Ray cluster; "
                             "pip install 'ganrepro[ray]')")

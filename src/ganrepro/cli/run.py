@@ -201,8 +201,6 @@ def validate(args: argparse.Namespace):
         config = config_from_args(args)
     impls.check_framework(args.framework)
     device = getattr(args, "device", "cpu")
-    if device != "cpu" and getattr(config, "track", "1d") == "image":
-        raise UsageError(f"--device {device}: the image track's twins train on the CPU only; allowed: cpu")
     impls.check_device(args.framework, device)  # DeviceUnavailable (exit 2) before any training
     out = outdirs.claim(args.out, "--out", "runs") if args.out is not None else None
     return config, out

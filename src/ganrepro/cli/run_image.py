@@ -3,8 +3,8 @@
 The track is chosen by ``is_image_run``: an image variant (``post004/...``) or any image option
 (``--dataset``, ``--model``, ``--z-dim``, ``--freeze-g``, ``--checkpoint-interval``,
 ``--data-dir``). The options shared with the 1D track (``--seeds``, ``--steps``, ``--batch-size``,
-``--dtype``, ``--curve-interval``, ``--g-loss``, ``--framework``, ``--out``, ``--json``,
-``--quiet``) mean the same; a 1D-only option is refused with exit 2, naming it.
+``--dtype``, ``--curve-interval``, ``--g-loss``, ``--framework``, ``--device``, ``--out``,
+``--json``, ``--quiet``) mean the same; a 1D-only option is refused with exit 2, naming it.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def execute_image(args: argparse.Namespace, config, out: Path | None) -> int:
     progress = None if (args.quiet or args.json) else StepsBar(f"{PROG} {config.identity} [{args.framework}]",
                                                                "training")
     try:
-        output = train(config, args.framework, progress=progress, data=data)
+        output = train(config, args.framework, progress=progress, data=data, device=getattr(args, "device", "cpu"))
     finally:
         if progress:
             progress.close()
@@ -135,7 +135,8 @@ def execute_image(args: argparse.Namespace, config, out: Path | None) -> int:
         first = records[0]
         print(rec.dumps({"config": config.to_dict(), "identity": config.identity, "slug": config.slug,
                          "variant": args.variant, "framework": args.framework, "device": first["device"],
-                         "timings": first["timings"], "versions": first["versions"],
+                         "device_info": first.get("device_info"), "timings": first["timings"],
+                         "versions": first["versions"],
                          "classifier_test_accuracy": getattr(classifier, "test_accuracy", None),
                          "runs": [{"seed": r["seed"], "status": r["status"], "metrics": r["metrics"]}
                                   for r in records],

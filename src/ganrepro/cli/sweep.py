@@ -15,6 +15,10 @@ from ..errors import EnvironmentFault, UsageError
 from ..grids import get_grid
 from .common import PROG, check_out_flag, one_line
 
+CUDA_JOBS = 4
+"""Default worker processes on ``cuda``: each trains its stacks on the one GPU and scores them on its
+CPU core, so a few processes keep the GPU busy while others score (spawned: CUDA is safe in each)."""
+
 
 def validate(args: argparse.Namespace):
     """(grid, runs folder, executor, jobs): everything checked before any training."""
@@ -34,8 +38,6 @@ def validate(args: argparse.Namespace):
     if frameworks != grid.frameworks:
         grid = dataclasses.replace(grid, frameworks=frameworks)
     device = getattr(args, "device", "cpu")
-    if device != "cpu" and grid.track == "image":
-        raise UsageError(f"--device {device}: the image track's twins train on the CPU only; allowed: cpu")
     for framework in grid.frameworks:
         impls.check_framework(framework)
         impls.check_device(framework, device)  # DeviceUnavailable (exit 2) before any training
@@ -43,7 +45,7 @@ def validate(args: argparse.Namespace):
     if args.ray_address is not None and args.executor != "ray":
         raise UsageError("--ray-address needs --executor ray")
     runs = check_out_flag(args.runs, "--runs")
-    jobs = args.jobs or (1 if device == "cuda" else sw.default_jobs())  # one process drives the GPU
+    jobs = args.jobs or (min(CUDA_JOBS, sw.default_jobs()) if device == "cuda" else sw.default_jobs())
     return grid, runs, sw.make_executor(args.executor, jobs, args.ray_address), jobs
 
 

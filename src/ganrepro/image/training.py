@@ -4,7 +4,9 @@ It loads the data set (``data.load_dataset``), draws everything with NumPy (weig
 indices, z, the latent grid, the evaluation noise), hands the arrays to the image twin of the
 chosen framework (``impls/torch_image.py``, ``impls/tf_image.py``) and collects NumPy results:
 the final weights, the six diagnostic curves, G's images of the latent grid at every checkpoint,
-and 10,000 generated images per seed for the metrics. Nothing here imports a framework.
+and 10,000 generated images per seed for the metrics. The twin trains and generates on the device
+asked for (``--device cpu|cuda``, ``ganrepro.devices``); the draws are the same on every device.
+Nothing here imports a framework.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..devices import DEFAULT_DEVICE, check_device
 from ..impls import get_image_backend
 from ..impls.interface import CURVES
 from ..training import recorded_steps
@@ -35,6 +38,7 @@ class ImageTrainingOutput:
     order of ``CURVES``. checkpoint_steps: steps done at each checkpoint (0 = the initial G);
     checkpoints: G's images of the latent grid, (len(checkpoint_steps), S, 225, H, W) in [0, 1].
     samples: (S, 10000, H, W), G (inference mode) on N(0, I) draws of purpose ``eval_noise``.
+    device: "cpu" or "cuda" (``ganrepro.devices``); device_info: the twin's description of it.
     """
 
     config: ImageConfig
@@ -48,6 +52,8 @@ class ImageTrainingOutput:
     timings: dict = field(default_factory=dict)
     curve_names: tuple = CURVES
     track: str = "image"
+    device: str = DEFAULT_DEVICE
+    device_info: dict = field(default_factory=dict)
 
 
 def generate_in_groups(backend, config: ImageConfig, weights: dict, z: np.ndarray) -> np.ndarray:
@@ -61,8 +67,13 @@ def generate_in_groups(backend, config: ImageConfig, weights: dict, z: np.ndarra
 
 
 def train(config: ImageConfig, framework: str, *, progress: Callable[[int, int], None] | None = None,
-          data=None, init: dict | None = None, evaluate: bool = True) -> ImageTrainingOutput:
-    """Train ``config.seeds`` as one stack in ``framework``; ``progress(done, total)`` after each chunk.
+          data=None, init: dict | None = None, evaluate: bool = True,
+          device: str = DEFAULT_DEVICE) -> ImageTrainingOutput:
+    """Train ``config.seeds`` as one stack in ``framework`` on ``device``; ``progress(done, total)`` after each chunk.
+
+    ``device`` ("cpu" or "cuda", ``ganrepro.devices``): where the twin trains and generates; its
+    inputs are the same NumPy draws on every device. ``DeviceUnavailable`` (a ``UsageError``)
+    before any work if the framework cannot use it.
 
     ``data``: an ``ImageData`` (default: ``load_dataset(config.dataset)``, which reads
     ``GANREPRO_DATA_DIR`` for the 28x28 sets). ``init`` replaces the initial weights ({"G",
@@ -70,6 +81,7 @@ def train(config: ImageConfig, framework: str, *, progress: Callable[[int, int],
     ``evaluate=False`` skips the 10,000 evaluation images (``samples`` is then empty).
     """
     backend = get_image_backend(framework)
+    device_info = backend.use_device(check_device(device))
     data = load_dataset(config.dataset) if data is None else data
     timings = {}
     t0 = time.perf_counter()
@@ -100,4 +112,5 @@ def train(config: ImageConfig, framework: str, *, progress: Callable[[int, int],
     timings["generate_s"] = time.perf_counter() - t0
     return ImageTrainingOutput(config=config, framework=framework, weights=weights, curve_steps=keep,
                                curves=np.concatenate(pieces), checkpoint_steps=np.asarray(ck_steps),
-                               checkpoints=np.stack(checkpoints), samples=samples, timings=timings)
+                               checkpoints=np.stack(checkpoints), samples=samples, timings=timings,
+                               device=device, device_info=device_info)
