@@ -24,7 +24,6 @@ loop's one scatter writes a curve row at a single index, nothing accumulated) an
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 
@@ -41,6 +40,7 @@ from ganrepro.image.weights import discriminator_shapes, generator_shapes
 from . import tf_twin  # its import runs configure(): the deterministic set-up; its DEVICE is ours
 from .image_interface import CURVES, GENERATE_GROUP, paired, unpaired
 from .interface import in_curve_order
+from .tf_twin import _on_device  # runs an entry point under tf.device of the chosen device
 
 NAME = "tf"
 STRIDE, PAD = 2, 1
@@ -57,14 +57,6 @@ def use_device(device: str) -> dict:
     (``tf_twin.use_device``), shared with the 1D twin; determinism is ``tf_twin.configure``'s."""
     return tf_twin.use_device(device)
 
-
-def _on_device(fn):
-    """Run ``fn`` under ``tf.device`` of the device ``use_device`` chose (``tf_twin.DEVICE``, read at each call)."""
-    @functools.wraps(fn)
-    def placed(*args, **kwargs):
-        with tf.device(tf_twin.DEVICE):
-            return fn(*args, **kwargs)
-    return placed
 
 
 def to_tensors(arrays: dict) -> dict:

@@ -40,6 +40,7 @@ from ganrepro.image.weights import discriminator_shapes, generator_shapes
 from . import torch_twin  # its import runs configure(): the deterministic set-up; its DEVICE is ours
 from .image_interface import CURVES, GENERATE_GROUP, paired, unpaired
 from .interface import in_curve_order
+from .torch_twin import _host, _tensor  # NumPy to the chosen device and back
 
 NAME = "torch"
 STRIDE, PAD = 2, 1
@@ -66,15 +67,6 @@ def to_numpy(tensors: dict) -> dict:
     """{name: tensor} -> {name: NumPy array} (copies)."""
     return {k: _host(v).copy() for k, v in tensors.items()}
 
-
-def _tensor(array: np.ndarray):
-    """A NumPy array as a tensor on the device ``use_device`` chose (shares memory on the CPU)."""
-    return torch.from_numpy(array).to(torch_twin.DEVICE)
-
-
-def _host(t) -> np.ndarray:
-    """A tensor's values as a NumPy array (a view on the CPU, a copy from a GPU)."""
-    return t.detach().cpu().numpy()
 
 
 # ---- layers ---------------------------------------------------------------------------------
