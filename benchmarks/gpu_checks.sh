@@ -31,6 +31,15 @@ step() {  # step LIMIT NAME COMMAND...
 }
 python -c "import ganrepro" 2>/dev/null || python -m pip install --no-deps --no-build-isolation -q -e . \
     || { echo "cannot install ganrepro"; exit 1; }
+# The machine may lack some of the project's dependencies (it installs with --no-deps and may have no
+# network): say which are missing up front (the tests need pytest, the bench pandas and matplotlib).
+python - <<'PY' | tee "$OUT/missing-modules.txt"
+import importlib.util
+wanted = ["numpy", "scipy", "tqdm", "sklearn", "threadpoolctl", "torch", "pandas", "matplotlib", "PIL", "pytest",
+          "pytest_benchmark", "xdist", "tensorflow"]
+missing = [m for m in wanted if importlib.util.find_spec(m) is None]
+print("missing modules:", ", ".join(missing) if missing else "none")
+PY
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
     | tee "$OUT/device.txt"
