@@ -17,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ganrepro import bench, outdirs
@@ -44,9 +45,9 @@ def fake_report(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
     monkeypatch.setattr(build, "load_grid", lambda grid, root, **kwargs: object())
-    monkeypatch.setattr(build, "compute_tables", lambda loaded: ({k: None for k in
-                                                                  ("runs", "paired", "summary", "comparisons",
-                                                                   "pairing", "signs")}, {}))
+    fake_tables = {"runs": pd.DataFrame({"variant": []}),
+                   **{k: None for k in ("paired", "summary", "comparisons", "pairing", "signs")}}
+    monkeypatch.setattr(build, "compute_tables", lambda loaded: (fake_tables, {}))
 
     def figures(loaded, runs_df, paired, floor, folder, say):
         (folder / "figures").mkdir()

@@ -2,6 +2,7 @@
 report built twice from the same runs giving the same bytes."""
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -187,3 +188,16 @@ def test_resolution_table_marks_what_more_seeds_resolve():
     assert tables.verdict(float("nan"), 0.6) == "n/a" and tables.verdict(0.1, 0.4) == "hurts"
     text = "\n".join(str(getattr(b, "text", "")) for b in resolution_blocks(table, 1024))
     assert "Of 3 comparisons" in text and "1 are unresolved on the grid's first 32 seeds" in text
+
+
+def test_a_grid_of_many_runs_writes_its_rows_as_one_csv_per_variant(monkeypatch):
+    from ganrepro.report import build
+
+    runs = pd.DataFrame({"variant": ["a/x", "a/x", "b", "b", "b"], "framework": ["torch", "tf", "torch", "tf", "tf"],
+                         "seed": [0, 0, 0, 0, 1], "ks": [0.1, 0.2, 0.30000000000000004, 0.4, 0.5]})
+    assert list(build.runs_csv_files(runs)) == ["runs.csv"]
+    monkeypatch.setattr(build, "RUNS_CSV_MAX_ROWS", 4)
+    files = build.runs_csv_files(runs)
+    assert list(files) == ["runs/a__x.csv", "runs/b.csv"]
+    back = pd.concat([pd.read_csv(io.StringIO(text)) for text in files.values()], ignore_index=True)
+    pd.testing.assert_frame_equal(back, runs)

@@ -2,7 +2,8 @@
 
     README.md        the report (Markdown): tables, figures, how it was made
     index.html       the same as one HTML page (optional)
-    runs.csv         one row per run (variant, framework, seed, status, metrics)
+    runs.csv         one row per run (variant, framework, seed, status, metrics); a grid of more
+                     than RUNS_CSV_MAX_ROWS runs writes runs/<variant>.csv instead, one per variant
     summary.csv      per variant and framework (tables.summary_table), floor row last
     comparisons.csv  technique vs baseline (tables.comparison_table)
     pairing.csv      TF vs PyTorch per variant (tables.pairing_table)
@@ -280,6 +281,21 @@ def build_blocks(loaded: Loaded, t: dict, figs: dict, floor: dict) -> list:
     return B
 
 
+RUNS_CSV_MAX_ROWS = 10_000
+"""Above this many runs, the per-run rows go to one CSV per variant (``runs/``) rather than one file:
+the large grid's 34,816 rows would make a 5 MiB file; a variant's are about 250 KiB."""
+
+
+def runs_csv_files(runs: pd.DataFrame) -> dict[str, str]:
+    """{relative path: CSV text} of the per-run rows: ``runs.csv``, or for more than ``RUNS_CSV_MAX_ROWS``
+    rows ``runs/<variant>.csv`` per variant in the table's order ("/" in a name becomes "__"), the same
+    columns and rows."""
+    if len(runs) <= RUNS_CSV_MAX_ROWS:
+        return {"runs.csv": tables.to_csv(runs)}
+    return {f"runs/{variant.replace('/', '__')}.csv": tables.to_csv(runs[runs["variant"] == variant])
+            for variant in dict.fromkeys(runs["variant"])}
+
+
 FEW_SEEDS = 32
 """A grid with more seeds per cell than this also reports what its first FEW_SEEDS seeds
 resolve (the default grid's size), beside what all of them resolve."""
@@ -386,7 +402,10 @@ def build_report(grid: Grid, runs_root, out, *, html: bool = True,
         write_text_atomic(tmp / "README.md", doc.to_markdown(blocks))
         if html:
             write_text_atomic(tmp / "index.html", doc.to_html(blocks, f"ganrepro report: grid {grid.name}"))
-        for name in ("runs", "summary", "comparisons", "pairing", "signs"):
+        for rel, text in runs_csv_files(t["runs"]).items():
+            (tmp / rel).parent.mkdir(exist_ok=True)
+            write_text_atomic(tmp / rel, text)
+        for name in ("summary", "comparisons", "pairing", "signs"):
             write_text_atomic(tmp / f"{name}.csv", tables.to_csv(t[name]))
         if has_resolution(t):
             write_text_atomic(tmp / "resolution.csv", tables.to_csv(t["resolution"]))
