@@ -1,23 +1,42 @@
 #!/usr/bin/env bash
-# Every GPU measurement the suite still owes (docs/performance.md#gpu), as one script for one
-# NVIDIA GPU machine: run it from the repository root; results go under ${OUT:-gpu-out}/.
+# Every GPU measurement the suite owes (docs/performance.md#gpu), as one script for one NVIDIA GPU
+# machine: run it from the repository root; results go under ${OUT:-gpu-out}/.
 #
-#   tests   the CUDA tests: rung (e) of the agreement ladder (determinism on CUDA, a seed alone vs
-#           in a stack), CUDA-graph replays vs eager CUDA steps, the image track on CUDA, and the
-#           minibatch layer on CUDA (no host reads);
-#   bench   ganrepro bench on CUDA: the minibatch layer, the training table (PyTorch; TensorFlow
-#           when its build sees the GPU) and the image step, beside the CPU tables already committed;
-#   large   the large grid on the GPU, PyTorch only, timed (target: 10 minutes).
+#   bench   ganrepro bench on CUDA, PyTorch: the training table, the minibatch layer and the image
+#           step (one call each), written into a copy of
+#           reports/benchmarks so that the CUDA tables sit beside the committed CPU tables
+#           (vs_cpu filled in) and the folder's README names both devices;
+#   large   the large grid on the GPU, PyTorch only, timed (target: 10 minutes); its runs stay on
+#           the machine, every run's metrics.json comes back in one archive;
+#   tests   the CUDA tests: determinism on CUDA, a seed alone vs in a stack, CUDA-graph replays vs
+#           eager steps, the image track and the minibatch layer on CUDA, sorting on CUDA;
+#   probe   which operations give a seed other bits in a stack of another size on CUDA
+#           (benchmarks/probe_stack_invariance.py);
+#   rung-e  rung (e) of the agreement ladder: whole runs of every cell, CPU vs CUDA (float64, float32).
 #
-#   bash benchmarks/gpu_checks.sh [tests] [bench] [large]     (default: all three, in this order)
+#   bash benchmarks/gpu_checks.sh [bench] [large] [tests] [probe] [rung-e]   (default: all, in this order)
 #
-# Name one part per call where a call's time is capped (e.g. 10 minutes). Each part has its own
-# time limit (seconds: STEP1, STEP2, STEP3) so that one slow part cannot take the others' time; the
-# script goes on after a failed part and exits with the worst status.
+# The timed parts come first, on an idle GPU; the tests run in parallel (pytest-xdist) after them.
+# Each part has its own time limit in seconds (LIMIT_BENCH_TRAINING, _MINIBATCH, _IMAGE, LIMIT_LARGE,
+# LIMIT_TESTS, LIMIT_PROBE, LIMIT_RUNG_E)
+# so that one slow part cannot take the others' time; the script goes on after a failed part and
+# exits with the worst status. PACK=FILE: after every part, everything under OUT except the runs is
+# packed into FILE (a .tar.gz), so that a call cut short still returns what was measured.
+#
+# A dry run on a machine without a GPU checks the script itself: DEVICE=cpu GRID=smoke
+# BENCH_FLAGS=--quick (the CUDA tests then skip).
 set -u
 OUT=${OUT:-gpu-out}
+DEVICE=${DEVICE:-cuda}
+GRID=${GRID:-large}
+PY=${PYTHON:-python3}
+JOBS=${TEST_JOBS:-8}
 mkdir -p "$OUT"
 status=0
+pack() {
+    [ -n "${PACK:-}" ] && tar czf "$PACK" -C "$OUT" --exclude=./runs .
+    return 0
+}
 step() {  # step LIMIT NAME COMMAND...
     local limit=$1 name=$2; shift 2
     echo "== $name (limit ${limit}s)" | tee -a "$OUT/steps.log"
@@ -25,15 +44,16 @@ step() {  # step LIMIT NAME COMMAND...
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
     local rc=$?
     echo "== $name: exit $rc after $((SECONDS - start)) s" | tee -a "$OUT/steps.log"
-    tail -n 15 "$OUT/$name.log"
+    tail -n 12 "$OUT/$name.log"
     [ "$rc" -gt "$status" ] && status=$rc
+    pack
     return 0
 }
-python -c "import ganrepro" 2>/dev/null || python -m pip install --no-deps --no-build-isolation -q -e . \
+"$PY" -c "import ganrepro" 2>/dev/null || "$PY" -m pip install --no-deps --no-build-isolation -q . \
     || { echo "cannot install ganrepro"; exit 1; }
 # The machine may lack some of the project's dependencies (it installs with --no-deps and may have no
 # network): say which are missing up front (the tests need pytest, the bench pandas and matplotlib).
-python - <<'PY' | tee "$OUT/missing-modules.txt"
+"$PY" - <<'PY' | tee "$OUT/missing-modules.txt"
 import importlib.util
 wanted = ["numpy", "scipy", "tqdm", "sklearn", "threadpoolctl", "torch", "pandas", "matplotlib", "PIL", "pytest",
           "pytest_benchmark", "xdist", "tensorflow"]
@@ -41,19 +61,30 @@ missing = [m for m in wanted if importlib.util.find_spec(m) is None]
 print("missing modules:", ", ".join(missing) if missing else "none")
 PY
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
-    | tee "$OUT/device.txt"
-parts=${*:-tests bench large}
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU seen')" | tee "$OUT/device.txt"
+xdist=() xdist_e=()
+"$PY" -c "import xdist" 2>/dev/null && xdist=(-n "$JOBS") xdist_e=(-n "${RUNG_E_JOBS:-12}")
+parts=${*:-bench large tests probe rung-e}
 for part in $parts; do
     case $part in
-        tests) step "${STEP1:-300}" cuda-tests python -m pytest -q -p no:cacheprovider \
+        bench) rm -rf "$OUT/benchmarks" && cp -r reports/benchmarks "$OUT/benchmarks"
+               for what in training minibatch image; do  # one call each: tables are written when a call ends
+                   limit_var=LIMIT_BENCH_${what^^}
+                   step "${!limit_var:-100}" "bench-$what" "$PY" -m ganrepro bench --device "$DEVICE" \
+                       --parts "$what" --frameworks torch ${BENCH_FLAGS:-} --out "$OUT/benchmarks"
+               done ;;
+        large) step "${LIMIT_LARGE:-150}" large "$PY" -m ganrepro sweep --grid "$GRID" --device "$DEVICE" \
+                   --frameworks torch --jobs "${LARGE_JOBS:-8}" --runs "$OUT/runs" --quiet
+               (cd "$OUT" && find runs -name metrics.json -print0 | tar czf large-metrics.tar.gz --null -T -)
+               pack ;;
+        tests) step "${LIMIT_TESTS:-70}" tests "$PY" -m pytest -q -p no:cacheprovider "${xdist[@]}" \
                    tests/test_ladder_e_devices.py tests/test_static_step.py tests/test_image_devices.py \
                    tests/test_minibatch_layer.py -k "cuda and not cpu_and_cuda_runs_agree" ;;
-        bench) step "${STEP2:-420}" bench-cuda ganrepro bench --device cuda --parts minibatch,training,image \
-                   --frameworks torch --out "$OUT/benchmarks" ;;
-        large) step "${STEP3:-600}" large-cuda ganrepro sweep --grid large --device cuda --frameworks torch \
-                   --runs "$OUT/runs-large-cuda" --quiet ;;
-        *) echo "unknown part '$part'; allowed: tests, bench, large"; exit 2 ;;
+        probe) step "${LIMIT_PROBE:-30}" probe "$PY" benchmarks/probe_stack_invariance.py --device "$DEVICE" ;;
+        rung-e) step "${LIMIT_RUNG_E:-120}" rung-e "$PY" -m pytest -v -p no:cacheprovider \
+                   "${xdist_e[@]}" tests/test_ladder_e_devices.py -k cpu_and_cuda_runs_agree --durations=10 ;;
+        *) echo "unknown part '$part'; allowed: bench, large, tests, probe, rung-e"; exit 2 ;;
     esac
 done
 exit "$status"

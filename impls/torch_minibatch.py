@@ -314,4 +314,14 @@ def _compiled(name: str):
         SIMD_BITS = isas[0].bit_width() if isas else 0
         options = {"cpp.simdlen": SIMD_BITS} if SIMD_BITS else {}
     fn = {"forward": _forward, "backward_exp": _backward_exp, "backward_products": _backward_products}[name]
-    return torch.compile(fn, dynamic=True, fullgraph=True, options=options)
+    return torch.compile(fn, dynamic=True, fullgraph=True, options=_known_to_inductor(options))
+
+
+def _known_to_inductor(options: dict) -> dict:
+    """The options this PyTorch's Inductor has (``torch.compile`` refuses an unknown one): the pinned
+    ``cpp.march`` is missing from some versions (2.11, e.g. on a GPU machine's image), where
+    Inductor's CPU kernels then keep their default ``-march``; the CUDA kernels use neither option."""
+    from torch._inductor import config
+
+    known = config.get_config_copy()
+    return {key: value for key, value in options.items() if key.replace("-", "_") in known}

@@ -462,3 +462,10 @@ def test_production_on_cuda_never_synchronises(torch_layer, shape, agreement):
               VALUE_BOUND_EPS)
     grad_ref = numpy_ref.minibatch_kernel_vjp(m_np, "exp-1", g_np)
     agreement("cuda gradient", np.max(np.abs(grad - grad_ref)) / (b * 2 * np.max(np.abs(g_np))) / eps, GRAD_BOUND_EPS)
+
+
+def test_only_options_the_installed_inductor_knows_reach_torch_compile(torch_layer):
+    """``torch.compile`` refuses an option its Inductor lacks (PyTorch 2.11 has no ``cpp.march``, which
+    the instruction-set pin asks for): the layer passes on the known ones and drops the rest."""
+    options = {"cpp.simdlen": 256, "cpp.no_such_option": "x", "no-such-option": 1}
+    assert torch_layer._known_to_inductor(options) == {"cpp.simdlen": 256}

@@ -117,6 +117,32 @@ def test_two_workers_and_smaller_stacks_give_the_same_bytes(reference_runs, tmp_
     assert stored_bytes(tmp_path) == stored_bytes(root)
 
 
+def test_stacks_pack_the_pending_seeds_on_the_cpu_and_are_fixed_chunks_on_cuda():
+    """On CUDA a seed's last bits depend on its stack's size (docs/agreement.md#cpu-vs-cuda): a
+    resumed sweep trains the same chunks of the cell's seeds as an uninterrupted one and stores
+    only the pending seeds; on the CPU the pending seeds are packed (a seed's bits do not depend on
+    its stack)."""
+    cell = sw.plan(tiny_grid(variants=("blog2017/vanilla",), seeds=tuple(range(8))))[0]
+    on_cpu = sw.tasks_for(cell, [7, 1, 2], 2, "cpu")
+    assert [(t.config.seeds, t.store, t.runs) for t in on_cpu] == [((1, 2), None, 2), ((7,), None, 1)]
+    on_cuda = sw.tasks_for(cell, [7, 1, 2], 4, "cuda")
+    assert [(t.config.seeds, t.store, t.runs, t.stack) for t in on_cuda] == [
+        ((0, 1, 2, 3), (1, 2), 2, 4), ((4, 5, 6, 7), (7,), 1, 4)]
+    assert [t.store for t in sw.tasks_for(cell, range(8), 4, "cuda")] == [None, None]
+    assert sw.tasks_for(cell, [], 4, "cuda") == []
+
+
+def test_save_runs_writes_only_the_seeds_asked_for(tmp_path):
+    from ganrepro.training import train
+
+    output = train(tiny_grid().config("blog2017/vanilla"), "torch")
+    records = rec.score(output)
+    assert [p.name for p in rec.save_runs(output, records, tmp_path, seeds=(2, 0))] == ["seed-0", "seed-2"]
+    assert sorted(p.name for p in tmp_path.glob("*/*/seed-*")) == ["seed-0", "seed-2"]
+    with pytest.raises(ValueError, match=r"seeds \[5\] are not in the output"):
+        rec.save_runs(output, records, tmp_path, seeds=(1, 5))
+
+
 @pytest.mark.slow
 def test_progress_shows_runs_done_remaining_and_eta(tmp_path, capsys):
     grid = tiny_grid(variants=("blog2017/vanilla",), seeds=(0, 1))

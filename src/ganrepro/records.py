@@ -236,19 +236,25 @@ def _write_seed(folder: Path, output, record: dict, i: int) -> None:
         write_bytes_atomic(folder / name, data)
 
 
-def save_runs(output, records: list[dict], out_dir) -> list[Path]:
+def save_runs(output, records: list[dict], out_dir, seeds=None) -> list[Path]:
     """Write each seed's run under ``out_dir`` (layout in the module docstring); return the folders.
+    ``seeds``: write only these seeds of the output (default: all).
 
     Each seed folder is written complete into a temporary sibling and renamed into place
     (``files.folder_atomic``), so an interrupted save never leaves a half-written run under the
     final name. An existing run folder is replaced whole. ``OSError`` (a full disk, a read-only
     folder) propagates after the temporary folder is removed; callers turn it into a message.
     """
+    wanted = None if seeds is None else set(seeds)
     seeds = list(output.config.seeds)
     if len(records) != len(seeds) or [r["seed"] for r in records] != seeds:
         raise ValueError("records do not match the output's seeds")
+    if wanted is not None and not wanted <= set(seeds):
+        raise ValueError(f"seeds {sorted(wanted - set(seeds))} are not in the output")
     written = []
     for i, (seed, record) in enumerate(zip(seeds, records, strict=True)):
+        if wanted is not None and seed not in wanted:
+            continue
         final = run_dir(out_dir, output.config.slug, output.framework, seed)
         final.parent.mkdir(parents=True, exist_ok=True)
         with folder_atomic(final) as tmp:

@@ -2,8 +2,9 @@
 
 A grid (``grids.py``) is variants x frameworks x seeds. Variants with equal configs share a
 *cell* (slug, framework; ``ganrepro.cells.plan``, the mapping the report reads too); each
-cell's seeds are trained as stacks (a seed's result does not depend on the stack it is in, so
-resuming with a smaller stack gives the same bytes). Progress: a tqdm bar on stderr
+cell's seeds are trained as stacks (on the CPU a seed's result does not depend on the stack it is
+in, so resuming with a smaller stack gives the same bytes; on CUDA it does, in the last bits, so
+stacks there are fixed chunks of the cell's seeds: :func:`tasks_for`). Progress: a tqdm bar on stderr
 (``ganrepro.progress``); the command line (``ganrepro.cli.sweep``) prints the summary line.
 This module imports nothing of ``ganrepro.report``.
 
@@ -85,9 +86,16 @@ class Task:
     config: AnyConfig  # seeds: the stack
     framework: str
     device: str = DEFAULT_DEVICE
+    store: tuple[int, ...] | None = None  # the seeds to store (None: every seed of the stack)
 
     @property
     def runs(self) -> int:
+        """Runs this task stores."""
+        return len(self.config.seeds) if self.store is None else len(self.store)
+
+    @property
+    def stack(self) -> int:
+        """Seeds this task trains."""
         return len(self.config.seeds)
 
     @property
@@ -96,19 +104,37 @@ class Task:
         c = self.config
         if isinstance(c, ImageConfig):
             per_image = (2e-6 if c.model == "linear" else 2e-5) * (c.pixels / 64)
-            return 3.0 + c.iterations * (2e-3 + per_image * c.batch_size * self.runs) + 0.5 * self.runs
+            return 3.0 + c.iterations * (2e-3 + per_image * c.batch_size * self.stack) + 0.5 * self.stack
         steps = c.iterations + c.pretrain_steps
         per_seed_step = (25e-6 if self.framework == "torch" else 3e-6) * (3.0 if c.minibatch else 1.0)
         per_step = (1.4e-3 if self.framework == "torch" else 1e-5) * (1.5 if c.minibatch else 1.0)
         fixed = 0.5 if self.framework == "torch" else 3.0  # imports, XLA compilation
-        return fixed + steps * (per_step + per_seed_step * self.runs) + 0.05 * self.runs
+        return fixed + steps * (per_step + per_seed_step * self.stack) + 0.05 * self.stack
 
 
 def tasks_for(cell: Cell, seeds: Iterable[int], max_stack: int, device: str = DEFAULT_DEVICE) -> list[Task]:
-    """The pending ``seeds`` of ``cell`` in stacks of at most ``max_stack``, to train on ``device``."""
+    """The pending ``seeds`` of ``cell`` in stacks of at most ``max_stack``, to train on ``device``.
+
+    On the CPU a seed's result does not depend on its stack (bitwise), so the pending seeds are
+    packed into full stacks. On CUDA it does, in the last bits (cuBLAS picks a matrix product's
+    kernel by the stack's size: docs/agreement.md#cpu-vs-cuda), so the stacks are the cell's fixed
+    chunks of ``max_stack`` seeds in ascending order: a chunk with any pending seed is trained whole
+    and only its pending seeds are stored. A resumed CUDA sweep therefore stores the bytes an
+    uninterrupted one does (the same stack twice gives the same bytes), given the same ``max_stack``.
+    """
     seeds = sorted(seeds)
-    return [Task(cell.config.with_seeds(seeds[i:i + max_stack]), cell.framework, device)
-            for i in range(0, len(seeds), max_stack)]
+    if device == "cpu":
+        return [Task(cell.config.with_seeds(seeds[i:i + max_stack]), cell.framework, device)
+                for i in range(0, len(seeds), max_stack)]
+    pending, every = set(seeds), sorted(cell.config.seeds)
+    tasks = []
+    for i in range(0, len(every), max_stack):
+        chunk = every[i:i + max_stack]
+        store = tuple(seed for seed in chunk if seed in pending)
+        if store:
+            tasks.append(Task(cell.config.with_seeds(chunk), cell.framework, device,
+                              None if len(store) == len(chunk) else store))
+    return tasks
 
 
 # ---- running one task (in a worker) -----------------------------------------------------------
@@ -362,8 +388,8 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int | None = None, prog
             results = executor.run(tasks)
             for task, (output, records) in results:
                 with store_faults(root, "store a run"):
-                    rec.save_runs(output, records, root)
-                for r in records:
+                    rec.save_runs(output, records, root, seeds=task.store)
+                for r in records if task.store is None else [r for r in records if r["seed"] in task.store]:
                     statuses[r["status"]] = statuses.get(r["status"], 0) + 1
                 if bar:
                     advance(bar, task.runs)
