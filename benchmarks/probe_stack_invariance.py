@@ -3,9 +3,10 @@
 A diagnostic for docs/agreement.md#cpu-vs-cuda (run by ``benchmarks/gpu_checks.sh probe``): each
 operation the 1D twin's step uses is applied to S stacked seeds (the seed axis first, as in the
 twin) and the first seeds' results are compared, bit for bit, with the same seeds computed in a
-stack of 1, 8 and 512 (random inputs, float32 and float64). On the CPU every row should read
+stack of 1 to 4,096 (random inputs, float32 and float64). On the CPU every row should read
 "identical" (the suite's stacking guarantee); on CUDA a row that differs names an operation whose
-kernel (or its order of summation) depends on the stack size.
+kernel (or its order of summation) depends on the stack size. The rows marked "candidate" are
+formulations that might replace such an operation on CUDA (not used by the twin).
 
     python benchmarks/probe_stack_invariance.py [--device cuda|cpu]
 """
@@ -17,7 +18,7 @@ import torch
 
 B, H, K, C = 8, 4, 5, 3  # batch, hidden width, minibatch kernels and their dimension (protocol 2017)
 REFERENCE_STACK = 64
-STACKS = (1, 8, 512)
+STACKS = (1, 2, 7, 8, 100, 512, 4096)
 
 
 def operations() -> dict:
@@ -29,6 +30,15 @@ def operations() -> dict:
     def minibatch_sums(m):
         return torch.exp(-(m.unsqueeze(-1) - m.permute(0, 2, 3, 1).unsqueeze(-4)).abs().sum(-2)).sum(-1)
 
+    def summed_product(x, w):  # a candidate for the linear layers on CUDA: no cuBLAS
+        return (x.unsqueeze(-1) * w.unsqueeze(-3)).sum(-2)
+
+    def summed_product_gradients(x, w):  # its backward (autograd): sums over the batch and the output
+        x, w = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+        out = summed_product(x, w)
+        grad_x, grad_w = torch.autograd.grad(out, (x, w), torch.ones_like(out) + out.detach())
+        return torch.cat([grad_x.flatten(1), grad_w.flatten(1)], dim=1)
+
     return {
         "matmul (B,1)x(1,H)": (torch.matmul, [(B, 1), (1, H)]),
         "matmul (B,H)x(H,H)": (torch.matmul, [(B, H), (H, H)]),
@@ -38,6 +48,8 @@ def operations() -> dict:
         "sum over the batch (B,H) (bias gradient)": (bias_gradient, [(B, H)]),
         "sum of squares (H*H) (a gradient norm)": (lambda x: (x * x).sum(-1), [(H * H,)]),
         "minibatch kernel sums (B,K,C)": (minibatch_sums, [(B, K, C)]),
+        "summed product (B,H)x(H,H) (candidate)": (summed_product, [(B, H), (H, H)]),
+        "summed product (B,H)x(H,H) gradients (candidate)": (summed_product_gradients, [(B, H), (H, H)]),
     }
 
 
