@@ -6,6 +6,7 @@
 #           step (one call each), written into a copy of
 #           reports/benchmarks so that the CUDA tables sit beside the committed CPU tables
 #           (vs_cpu filled in) and the folder's README names both devices;
+#   pytest-bench  the same cases under pytest-benchmark (`pytest benchmarks -k cuda`), JSON kept;
 #   large   the large grid on the GPU, PyTorch only, timed (target: 10 minutes); its runs stay on
 #           the machine, every run's metrics.json comes back in one archive;
 #   tests   the CUDA tests: determinism on CUDA, a seed alone vs in a stack, CUDA-graph replays vs
@@ -14,11 +15,12 @@
 #           (benchmarks/probe_stack_invariance.py);
 #   rung-e  rung (e) of the agreement ladder: whole runs of every cell, CPU vs CUDA (float64, float32).
 #
-#   bash benchmarks/gpu_checks.sh [bench] [large] [tests] [probe] [rung-e]   (default: all, in this order)
+#   bash benchmarks/gpu_checks.sh [bench] [pytest-bench] [large] [tests] [probe] [rung-e]
+#   (default: all, in this order; about 15 minutes on an H200: name the parts to fit a call)
 #
 # The timed parts come first, on an idle GPU; the tests run in parallel (pytest-xdist) after them.
-# Each part has its own time limit in seconds (LIMIT_BENCH_TRAINING, _MINIBATCH, _IMAGE, LIMIT_LARGE,
-# LIMIT_TESTS, LIMIT_PROBE, LIMIT_RUNG_E)
+# Each part has its own time limit in seconds (LIMIT_BENCH_TRAINING, _MINIBATCH, _IMAGE,
+# LIMIT_PYTEST_BENCH, LIMIT_LARGE, LIMIT_TESTS, LIMIT_PROBE, LIMIT_RUNG_E)
 # so that one slow part cannot take the others' time; the script goes on after a failed part and
 # exits with the worst status. PACK=FILE: after every part, everything under OUT except the runs is
 # packed into FILE (a .tar.gz), so that a call cut short still returns what was measured.
@@ -65,7 +67,7 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU seen')" | tee "$OUT/device.txt"
 xdist=() xdist_e=()
 "$PY" -c "import xdist" 2>/dev/null && xdist=(-n "$JOBS") xdist_e=(-n "${RUNG_E_JOBS:-12}")
-parts=${*:-bench large tests probe rung-e}
+parts=${*:-bench pytest-bench large tests probe rung-e}
 for part in $parts; do
     case $part in
         bench) rm -rf "$OUT/benchmarks" && cp -r reports/benchmarks "$OUT/benchmarks"
@@ -74,7 +76,10 @@ for part in $parts; do
                    step "${!limit_var:-100}" "bench-$what" "$PY" -m ganrepro bench --device "$DEVICE" \
                        --parts "$what" --frameworks torch ${BENCH_FLAGS:-} --out "$OUT/benchmarks"
                done ;;
-        large) step "${LIMIT_LARGE:-150}" large "$PY" -m ganrepro sweep --grid "$GRID" --device "$DEVICE" \
+        pytest-bench) step "${LIMIT_PYTEST_BENCH:-240}" pytest-bench "$PY" -m pytest benchmarks -k cuda -q \
+                   -p no:cacheprovider --benchmark-only --benchmark-json "$OUT/pytest-bench.json" \
+                   --benchmark-columns=min,median,max,rounds ;;
+        large) step "${LIMIT_LARGE:-240}" large "$PY" -m ganrepro sweep --grid "$GRID" --device "$DEVICE" \
                    --frameworks torch --jobs "${LARGE_JOBS:-8}" --runs "$OUT/runs" --quiet
                (cd "$OUT" && find runs -name metrics.json -print0 | tar czf large-metrics.tar.gz --null -T -)
                pack ;;
@@ -82,9 +87,9 @@ for part in $parts; do
                    tests/test_ladder_e_devices.py tests/test_static_step.py tests/test_image_devices.py \
                    tests/test_minibatch_layer.py -k "cuda and not cpu_and_cuda_runs_agree" ;;
         probe) step "${LIMIT_PROBE:-30}" probe "$PY" benchmarks/probe_stack_invariance.py --device "$DEVICE" ;;
-        rung-e) step "${LIMIT_RUNG_E:-120}" rung-e "$PY" -m pytest -v -p no:cacheprovider \
+        rung-e) step "${LIMIT_RUNG_E:-330}" rung-e "$PY" -m pytest -v -p no:cacheprovider \
                    "${xdist_e[@]}" tests/test_ladder_e_devices.py -k cpu_and_cuda_runs_agree --durations=10 ;;
-        *) echo "unknown part '$part'; allowed: bench, large, tests, probe, rung-e"; exit 2 ;;
+        *) echo "unknown part '$part'; allowed: bench, pytest-bench, large, tests, probe, rung-e"; exit 2 ;;
     esac
 done
 exit "$status"
