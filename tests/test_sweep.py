@@ -132,6 +132,46 @@ def test_stacks_pack_the_pending_seeds_on_the_cpu_and_are_fixed_chunks_on_cuda()
     assert sw.tasks_for(cell, [], 4, "cuda") == []
 
 
+class CudaStandIn(sw.LocalExecutor):
+    """Trains on the CPU and labels the outputs "cuda": the sweep's CUDA bookkeeping without a GPU.
+    Records each stack it trains in ``stacks``."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.stacks = []
+
+    def run(self, tasks):
+        import dataclasses
+
+        for task in tasks:
+            self.stacks.append(tuple(task.config.seeds))
+            output, _ = sw.run_task(task.config, task.framework, "cpu")
+            output = dataclasses.replace(output, device="cuda", device_info={"type": "cuda", "name": "stand-in"})
+            yield task, (output, rec.score(output))
+
+
+def test_a_resumed_cuda_sweep_trains_whole_chunks_and_stores_only_the_missing_runs(tmp_path):
+    grid = tiny_grid(variants=("blog2017/vanilla",), seeds=tuple(range(6)))
+    first = CudaStandIn()
+    sw.sweep(grid, tmp_path, executor=first, max_stack=4, device="cuda")
+    assert first.stacks == [(0, 1, 2, 3), (4, 5)]
+    before = stored_bytes(tmp_path)
+    times = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/*/seed-*/record.json")}
+    slug = grid.config("blog2017/vanilla").slug
+    for seed in (2, 5):
+        rec_dir = tmp_path / slug / "torch" / f"seed-{seed}"
+        for f in rec_dir.iterdir():
+            f.unlink()
+        rec_dir.rmdir()
+    again = CudaStandIn()
+    summary = sw.sweep(grid, tmp_path, executor=again, max_stack=4, device="cuda")
+    assert again.stacks == [(0, 1, 2, 3), (4, 5)]  # the chunks of the first sweep, not a stack of (2, 5)
+    assert summary.runs_done == 2 and summary.runs_skipped == 4 and sum(summary.statuses.values()) == 2
+    assert stored_bytes(tmp_path) == before
+    kept = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*/*/seed-*/record.json")}
+    assert all(kept[p] == t for p, t in times.items() if p.parent.name not in ("seed-2", "seed-5"))
+
+
 def test_save_runs_writes_only_the_seeds_asked_for(tmp_path):
     from ganrepro.training import train
 
