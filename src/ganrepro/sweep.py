@@ -389,8 +389,9 @@ def sweep(grid: Grid, root, *, executor=None, max_stack: int | None = None, prog
             for task, (output, records) in results:
                 with store_faults(root, "store a run"):
                     rec.save_runs(output, records, root, seeds=task.store)
-                for r in records if task.store is None else [r for r in records if r["seed"] in task.store]:
-                    statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+                for r in records:
+                    if task.store is None or r["seed"] in task.store:  # what was stored
+                        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
                 if bar:
                     advance(bar, task.runs)
         finally:
