@@ -83,6 +83,12 @@ def kernel_sums(m, self_term: str, formulation: str = "production"):
         return reference_sums(m, self_term)
     if formulation == "production":
         batch = m.shape[-3]
+        if torch.compiler.is_compiling():  # inside a compiled training step (CUDA): Inductor fuses these ops
+            return traced_sums(m, self_term)
+        if m.device.type == "cuda" and batch > BROADCAST_MAX and _triton_takes(m):
+            from .torch_minibatch_triton import triton_sums
+
+            return triton_sums(m, self_term)
         if batch <= BROADCAST_MAX:
             return broadcast_sums(m, self_term)
         return loop_sums(m, self_term) if batch <= TILE else fused_sums(m, self_term)
@@ -98,14 +104,29 @@ def reference_sums(m, self_term: str):
     return kernel.sum(-1)
 
 
+def traced_sums(m, self_term: str):
+    """The broadcast's autograd ops (sub, abs, sum over C, exp(-s [i == j] - d), sum over j): what a
+    compiled training step traces; TorchInductor fuses them into a kernel or two each way."""
+    dist = (m.unsqueeze(-3) - m.unsqueeze(-4)).abs().sum(-1)  # (..., B_i, B_j, K)
+    return _production_kernel(dist, self_term).sum(-2)
+
+
+def _triton_takes(m) -> bool:
+    """Whether the Triton kernels (``torch_minibatch_triton``) are installed and take M."""
+    try:
+        from . import torch_minibatch_triton
+    except ImportError:  # no triton: a CUDA build of PyTorch normally brings it
+        return False
+    return torch_minibatch_triton.supported(m)
+
+
 def broadcast_sums(m, self_term: str):
     """The pair-major broadcast: |M[i,k,c] - M[j,k,c]| as one (..., B_i, B_j, K, C) tile, evaluated
     one of four ways by the tile's size, the same numbers bit for bit (module docstring)."""
     b = m.shape[-3]
     tile = m.numel() * b
     if tile < SMALL_TILE:  # autograd's ops: the fewest Python calls
-        dist = (m.unsqueeze(-3) - m.unsqueeze(-4)).abs().sum(-1)  # (..., B_i, B_j, K)
-        return _production_kernel(dist, self_term).sum(-2)
+        return traced_sums(m, self_term)
     if torch.is_grad_enabled() and m.requires_grad:
         return _BroadcastSums.apply(m, self_term)
     if m.device.type == "cpu" and tile > CHUNK_TILE:  # chunks of leading rows, each pass in cache

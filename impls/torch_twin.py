@@ -5,6 +5,7 @@ differ only in framework idioms. Every tensor carries a leading seed axis S; bat
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -27,6 +28,12 @@ from .torch_minibatch import kernel_sums
 NAME = "torch"
 CUDA_GRAPHS_ENV = "GANREPRO_CUDA_GRAPHS"
 """Set to 0 to run CUDA training steps eagerly instead of as graph replays (``train_chunk``)."""
+CUDA_COMPILE_ENV = "GANREPRO_CUDA_COMPILE"
+"""Set to 0 to run CUDA training steps as the eager step's ops instead of the step compiled by
+TorchInductor (``_compiled_train_step``)."""
+RECOMPILE_LIMIT = 1024
+"""Compiled steps one process may hold (one per config and stack shape; Dynamo's default is 8, past
+which it would fall back to the eager step silently: here it raises instead)."""
 STACK_LIMIT = None
 """No limit: a seed alone and in a stack of any size round the same (tests/test_determinism.py)."""
 
@@ -117,7 +124,14 @@ def linear(x, w, b):
     to MKL, whose code path the instruction-set pin fixes with ``MKL_CBWR=COMPATIBLE``, the
     same on every CPU; a broadcast product and sum would avoid MKL but costs 1.5x at training
     sizes and 6x when D is evaluated on 10,000 points.)
+
+    Inside a compiled training step (CUDA's, ``_compiled_train_step``) it is that broadcast product
+    and sum, sum_i x[..., i, None] W[i, :]: TorchInductor fuses it with its neighbours into its own
+    kernels, forward and backward, where a matmul would stay a batched cuBLAS call of 8 x 8
+    matrices per seed.
     """
+    if torch.compiler.is_compiling():
+        return (x.unsqueeze(-1) * w.unsqueeze(-3)).sum(-2) + b.unsqueeze(-2)
     return torch.matmul(x, w) + b.unsqueeze(-2)
 
 
@@ -354,13 +368,42 @@ def _train_step(config: ExperimentConfig, state: dict, step: dict, t):
         return torch.stack(in_curve_order(d_curves, g_curves), dim=-1)
 
 
-def _indexed_step(config: ExperimentConfig, state: dict, inputs: dict, counters: dict):
-    """``_train_step`` on row i of the chunk's inputs, selected on the device (``index_select`` by
-    the (1,) int64 counter i), then i and t advance by one: a step whose every per-step value
-    lives on the device, the form a CUDA graph captures and replays. No indexed writes (the caller
-    copies the returned curve row): those have no deterministic CUDA kernel fit for capture."""
+@functools.cache
+def _compiled_train_step():
+    """``_train_step`` compiled by TorchInductor: on CUDA a handful of fused Triton kernels (and
+    cuBLAS products) instead of the eager step's hundreds of kernels (about 1,200 ATen calls for one
+    seed with minibatch discrimination). Compiled once per config (its training fields) and stack
+    shape, on first call; the whole step is one graph (``fullgraph``: Dynamo traces the step's
+    ``torch.autograd.grad`` calls, ``trace_autograd_ops``), with Inductor's deterministic mode (no
+    timing-based choice of kernel configurations, which could change a sum's order from one process
+    to the next). The fused kernels round differently from the eager ones (other orders of sums,
+    contracted multiply-adds): a compiled step agrees with the eager step within the agreement
+    ladder's bounds, not bitwise (``tests/test_static_step.py``); the same compiled step on the
+    same device gives the same bits every time. Dynamo's settings here are process-wide."""
+    import torch._dynamo
+
+    from .torch_minibatch import _known_to_inductor
+
+    dynamo = torch._dynamo.config
+    settings = {"trace_autograd_ops": True, "fail_on_recompile_limit_hit": True,
+                "recompile_limit": max(getattr(dynamo, "recompile_limit", 0), RECOMPILE_LIMIT),
+                "accumulated_recompile_limit": max(getattr(dynamo, "accumulated_recompile_limit", 0), RECOMPILE_LIMIT)}
+    for name, value in settings.items():
+        if hasattr(dynamo, name):  # each PyTorch has the settings it has (2.11, 2.13: all four)
+            setattr(dynamo, name, value)
+    return torch.compile(_train_step, fullgraph=True, dynamic=False,
+                         options=_known_to_inductor({"deterministic": True}))
+
+
+def _indexed_step(config: ExperimentConfig, state: dict, inputs: dict, counters: dict, train_step=_train_step):
+    """``train_step`` (``_train_step`` or ``_compiled_train_step()``) on row i of the chunk's inputs,
+    selected on the device (``index_select`` by the (1,) int64 counter i), then i and t advance by
+    one: a step whose every per-step value lives on the device, the form a CUDA graph captures and
+    replays. No indexed writes (the caller copies the returned curve row): those have no
+    deterministic CUDA kernel fit for capture. The step itself sees (S, B) rows, so one compiled
+    step serves chunks of every length."""
     i, t = counters["i"], counters["t"]
-    row = _train_step(config, state, {k: torch.index_select(inputs[k], 0, i)[0] for k in STEP_INPUTS}, t)
+    row = train_step(config, state, {k: torch.index_select(inputs[k], 0, i)[0] for k in STEP_INPUTS}, t)
     with torch.no_grad():
         i.add_(1)
         t.add_(1)
@@ -388,8 +431,9 @@ class StaticStep:
     WARMUP_STEPS = 3
 
     def __init__(self, config: ExperimentConfig, state: dict, chunk: Chunk, capture: bool = False,
-                 indexed: bool = False):
+                 indexed: bool = False, compiled: bool = False):
         self.config, self.indexed = config, indexed or capture
+        self.train_step = _compiled_train_step() if compiled else _train_step
         dtype = torch.float64 if chunk.x.dtype == np.float64 else torch.float32
         self.state = {k: _clone(v) for k, v in state.items()}
         self.inputs = {k: torch.empty(getattr(chunk, k).shape, dtype=dtype, device=DEVICE) for k in STEP_INPUTS}
@@ -403,8 +447,8 @@ class StaticStep:
     def _step(self, i: int):
         """Step i of the chunk (eagerly); its curve row."""
         if self.indexed:
-            return _indexed_step(self.config, self.state, self.inputs, self.counters)
-        row = _train_step(self.config, self.state, {k: v[i] for k, v in self.inputs.items()}, self.counters["t"])
+            return _indexed_step(self.config, self.state, self.inputs, self.counters, self.train_step)
+        row = self.train_step(self.config, self.state, {k: v[i] for k, v in self.inputs.items()}, self.counters["t"])
         self.counters["t"].add_(1)
         return row
 
@@ -451,12 +495,15 @@ _STATIC: dict = {}
 
 def _static_step(config: ExperimentConfig, state: dict, chunk: Chunk) -> StaticStep:
     """The ``StaticStep`` of (config without seeds, chunk shape, device); only the latest is kept.
-    On CUDA it is a captured graph unless ``GANREPRO_CUDA_GRAPHS=0``."""
-    capture = DEVICE.type == "cuda" and os.environ.get(CUDA_GRAPHS_ENV, "1") != "0"
-    key = (config.with_seeds((0,)), chunk.x.shape, chunk.x.dtype.str, str(DEVICE), capture)
+    On CUDA its step is compiled (unless ``GANREPRO_CUDA_COMPILE=0``) and captured as a graph
+    (unless ``GANREPRO_CUDA_GRAPHS=0``)."""
+    cuda = DEVICE.type == "cuda"
+    capture = cuda and os.environ.get(CUDA_GRAPHS_ENV, "1") != "0"
+    compiled = cuda and os.environ.get(CUDA_COMPILE_ENV, "1") != "0"
+    key = (config.with_seeds((0,)), chunk.x.shape, chunk.x.dtype.str, str(DEVICE), capture, compiled)
     if key not in _STATIC:
         _STATIC.clear()  # frees the previous buffers (and a graph's memory pool)
-        _STATIC[key] = StaticStep(config, state, chunk, capture)
+        _STATIC[key] = StaticStep(config, state, chunk, capture, compiled=compiled)
     return _STATIC[key]
 
 

@@ -184,3 +184,44 @@ def test_cuda_graphs_of_a_run_shorter_than_the_warm_up_equal_eager_steps(monkeyp
     eager = train(config, "torch", device="cuda")
     assert np.array_equal(graphs.curves, eager.curves, equal_nan=True)
     assert np.array_equal(graphs.samples_uniform, eager.samples_uniform, equal_nan=True)
+
+
+# ---- the compiled step (CUDA's default), exercised on the CPU ---------------------------------------
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+@pytest.mark.slow
+def test_the_compiled_step_repeats_bit_for_bit_and_agrees_with_the_eager_step():
+    """``StaticStep(compiled=True)``, the step CUDA runs (TorchInductor; here its CPU kernels, about
+    20 s to compile on 2 cores): one graph for a step with every kind of term (minibatch
+    discrimination, historical averaging, instance noise, feature matching), the same bits from
+    the same state twice, over chunks with a short last one, and within the agreement
+    ladder's float64 bound (1e-9 relative) of the eager step after 60 steps: a compiled step sums
+    in other orders, so the bits differ (they must differ somewhere: else the test would not show
+    that the compiled step ran)."""
+    import torch._dynamo
+
+    twin = _twin()
+    config = make_config("2017", minibatch=True, seeds=(0, 1, 2), num_steps=60, historical_averaging=0.01,
+                         instance_noise=0.1, feature_matching="paired_l2", dtype="float64")
+    weights = initial_weights(config)
+    start = twin.init_state(config, weights["G"], weights["D"])
+    chunks = list(training_chunks(config, max_chunk=25))  # 3 chunks of 21, 21 and 19 valid steps
+    torch._dynamo.reset()
+    results = {}
+    for name, compiled in (("compiled", True), ("again", True), ("eager", False)):
+        state, curves = start, []
+        for chunk in chunks:
+            state, rows = twin.StaticStep(config, state, chunk, indexed=True, compiled=compiled).run(state, chunk)
+            curves.append(rows[:chunk.n_valid])
+        results[name] = (_state_arrays(twin, state), np.concatenate(curves), twin.state_weights(config, state))
+    compiled, again, eager = results["compiled"], results["again"], results["eager"]
+    assert np.array_equal(compiled[1], again[1])
+    assert all(np.array_equal(a, b) for a, b in zip(compiled[0], again[0], strict=True))
+    # the weights, less mbd.b: D does not depend on it (its gradient is pure rounding, see
+    # test_ladder_cd_runs.assert_runs_agree), and its Adam slots with it
+    differences = [_relative(compiled[2][net][k], eager[2][net][k]) for net in ("G", "D")
+                   for k in eager[2][net] if k != "mbd.b"]
+    differences.append(_relative(compiled[1], eager[1]))
+    assert 0 < max(differences) <= 1e-9, differences

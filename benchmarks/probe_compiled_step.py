@@ -1,0 +1,76 @@
+"""Probe: what the compiled training step (CUDA's default, ``torch_twin._compiled_train_step``) costs on
+a GPU, against the eager step's kernels replayed as one CUDA graph, and with ``linear``'s two forms.
+
+Inside a compiled step ``linear`` is a broadcast product and sum that TorchInductor fuses; the other
+form keeps ``torch.matmul`` (a batched cuBLAS call per layer and direction). For protocol 2017,
+float32, with and without minibatch discrimination, S = 1 and 65,536 seeds (matmul: 65,536 only),
+each case prints one JSON line: the first call's seconds (compilation included), the best call's
+seconds per step and ns per seed-step (10 steps a call, ``ganrepro.bench.training_steps``'s rule
+on CUDA). Not a test; it informs docs/performance.md#gpu.
+
+    python benchmarks/probe_compiled_step.py [--device cuda] [--stacks 1 65536]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--stacks", type=int, nargs="+", default=[1, 65536])
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+
+    import torch
+    import torch._dynamo
+
+    from ganrepro.impls import get_backend
+
+    twin = get_backend("torch")
+    twin.use_device(args.device)
+    broadcast_linear = twin.linear
+
+    def matmul_linear(x, w, b):
+        return torch.matmul(x, w) + b.unsqueeze(-2)
+
+    cases = [(form, minibatch, stack) for form in ("eager-graph", "compiled-broadcast", "compiled-matmul")
+             for minibatch in (False, True) for stack in args.stacks
+             if not (form == "compiled-matmul" and stack < max(args.stacks))]
+    for form, minibatch, stack in cases:
+        os.environ[twin.CUDA_COMPILE_ENV] = "0" if form == "eager-graph" else "1"
+        twin.linear = matmul_linear if form == "compiled-matmul" else broadcast_linear
+        torch._dynamo.reset()
+        started = time.perf_counter()
+        row: dict = {"form": form, "minibatch": minibatch, "stack": stack}
+        try:
+            timing = _time_steps(twin, minibatch, stack, args.steps)
+        except Exception as exc:  # a probe reports every case's failure and goes on
+            row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        else:
+            step = timing["best_s"] / args.steps
+            row.update(warmup_s=round(timing["warmup_s"], 2), step_us=round(step * 1e6, 2),
+                       seed_step_ns=round(step / stack * 1e9, 3), run_5001_s=round(step * 5001, 3),
+                       rounds=timing["rounds"], case_s=round(time.perf_counter() - started, 1))
+        print(json.dumps(row), flush=True)
+        twin._STATIC.clear()
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+    twin.linear = broadcast_linear
+
+
+def _time_steps(twin, minibatch: bool, stack: int, steps: int) -> dict:
+    """``time_case`` of the twin's ``train_chunk`` on a chunk of ``steps`` steps, protocol 2017."""
+    from ganrepro.bench.cases import time_case
+    from ganrepro.bench.training_steps import stacked_inputs
+
+    config, weights, chunk = stacked_inputs("2017", minibatch, stack, steps)
+    state = twin.init_state(config, weights["G"], weights["D"])
+    return time_case(lambda: twin.train_chunk(config, state, chunk), min_time=1.0, min_rounds=3)
+
+
+if __name__ == "__main__":
+    main()
