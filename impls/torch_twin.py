@@ -276,6 +276,14 @@ def l2_norm(t):
 
 
 # ---- training -------------------------------------------------------------------------------
+def _differentiable(flat):
+    """A player's weights as the leaf its loss is differentiated by: ``flat`` itself where it is a leaf
+    that requires grad (a compiled step's weight buffers, made so outside the compiled region: Dynamo
+    in PyTorch 2.11 cannot trace ``requires_grad_``), else ``flat.detach().requires_grad_(True)``.
+    The same tensor values either way, so the same gradients."""
+    return flat if flat.requires_grad and flat.is_leaf else flat.detach().requires_grad_(True)
+
+
 def d_step(config, g_flat, d_flat, d_slots, d_past, x, z, noise_real, noise_fake, lr, t):
     """D's update: L_D at (x, G(z)) plus the historical penalty, instance noise as ``noise_routing``
     puts it. Returns new D weights and slots, and the curves {loss/D, loss/real, loss/fake}."""
@@ -283,7 +291,7 @@ def d_step(config, g_flat, d_flat, d_slots, d_past, x, z, noise_real, noise_fake
     with torch.no_grad():
         fake = generator(unflatten(g_flat, generator_shapes(config)), with_noise(z, noise_fake, route.z_d))
         fake = with_noise(fake, noise_fake, route.fake_d)
-    d_flat = d_flat.detach().requires_grad_(True)
+    d_flat = _differentiable(d_flat)
     d_params = unflatten(d_flat, discriminator_shapes(config))
     d_real, _ = discriminator(d_params, with_noise(x, noise_real, route.x_d), config)
     d_fake, _ = discriminator(d_params, fake, config)
@@ -308,7 +316,7 @@ def g_step(config, g_flat, g_slots, g_past, d_flat, x, z, noise_real, noise_fake
     if config.feature_matching != "none":
         with torch.no_grad():
             f_real = discriminator(d_params, with_noise(x, noise_real, route.x_g), config)[1]
-    g_flat = g_flat.detach().requires_grad_(True)
+    g_flat = _differentiable(g_flat)
     fake = generator(unflatten(g_flat, generator_shapes(config)), z)
     d_fake, f_fake = discriminator(d_params, with_noise(fake, noise_fake, route.fake_g), config)
     loss = g_loss(d_fake, f_real, f_fake, config)
@@ -436,6 +444,9 @@ class StaticStep:
         self.train_step = _compiled_train_step() if compiled else _train_step
         dtype = torch.float64 if chunk.x.dtype == np.float64 else torch.float32
         self.state = {k: _clone(v) for k, v in state.items()}
+        if compiled:  # the weights as leaves that require grad (``_differentiable``)
+            for player in ("G", "D"):
+                self.state[player].requires_grad_(True)
         self.inputs = {k: torch.empty(getattr(chunk, k).shape, dtype=dtype, device=DEVICE) for k in STEP_INPUTS}
         self.counters = {"i": torch.zeros(1, dtype=torch.int64, device=DEVICE),
                          "t": torch.zeros((), dtype=torch.int64, device=DEVICE)}
@@ -468,12 +479,13 @@ class StaticStep:
 
     def _load(self, state: dict, chunk: Chunk) -> None:
         """Copy a state and a chunk into the buffers; i = 0, t = the chunk's first step, curves 0."""
-        for k, v in state.items():
-            for mine, theirs in zip(_leaves(self.state[k]), _leaves(v), strict=True):
-                mine.copy_(theirs)
-        for k in STEP_INPUTS:
-            array = getattr(chunk, k)
-            self.inputs[k].copy_(_tensor(array if array.flags.writeable else array.copy()))
+        with torch.no_grad():  # (a compiled step's weight buffers require grad)
+            for k, v in state.items():
+                for mine, theirs in zip(_leaves(self.state[k]), _leaves(v), strict=True):
+                    mine.copy_(theirs)
+            for k in STEP_INPUTS:
+                array = getattr(chunk, k)
+                self.inputs[k].copy_(_tensor(array if array.flags.writeable else array.copy()))
         self.counters["i"].zero_()
         self.counters["t"].fill_(chunk.start)
         self.curves.zero_()
@@ -509,7 +521,7 @@ def _static_step(config: ExperimentConfig, state: dict, chunk: Chunk) -> StaticS
 
 def _clone(v):
     """A copy of a state entry: a tensor, or a tuple of tensors (optimizer slots)."""
-    return tuple(t.clone() for t in v) if isinstance(v, tuple) else v.clone()
+    return tuple(t.detach().clone() for t in v) if isinstance(v, tuple) else v.detach().clone()
 
 
 def _leaves(v) -> tuple:
