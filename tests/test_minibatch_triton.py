@@ -27,9 +27,9 @@ from ganrepro.impls import numpy_ref
 pytestmark = pytest.mark.skipif(not (impls.available("torch") and importlib.util.find_spec("triton")),
                                 reason="needs PyTorch and triton")
 
-SHAPES = [(1, 17, 5, 3), (3, 40, 5, 3), (2, 100, 2, 1), (1, 65, 4, 5), (130, 4, 3)]
+SHAPES = [(1, 17, 5, 3), (3, 40, 5, 3), (2, 100, 2, 1), (1, 65, 4, 4), (130, 4, 3)]
 """B just above the broadcast's 16, below and above one 64-row block (B = 65, 100: partial tiles),
-stacked seeds, other K and C (C = 5 pads to 8), no leading axis."""
+stacked seeds, other K and C (1 to MAX_C = 4), no leading axis."""
 DTYPES = ("float32", "float64")
 STACK = (5, 33, 5, 3)
 """Seeds stacked to check that seed 2's bits are its bits alone."""
@@ -77,6 +77,17 @@ def _check(results: dict, agreement, where: str) -> None:
     worst_gradient = max(g for _, g in results.values())
     agreement(f"torch triton kernels ({where}): value error per term / eps", worst_value, VALUE_BOUND_EPS)
     agreement(f"torch triton kernels ({where}): gradient error per term / eps", worst_gradient, GRAD_BOUND_EPS)
+
+
+def test_m_the_kernels_do_not_take_is_refused_by_name():
+    import torch
+
+    from ganrepro.impls.torch_minibatch_triton import supported, triton_sums
+
+    wide = torch.zeros(2, 20, 5, 5)
+    assert not supported(wide) and not supported(torch.zeros(2, 20, 5, 3, dtype=torch.float16))
+    with pytest.raises(ValueError, match=r"C <= 4; got torch.float32 of shape \(2, 20, 5, 5\)"):
+        triton_sums(wide, "exp0")
 
 
 def test_the_triton_kernels_match_the_reference_in_triton_s_interpreter(agreement):
