@@ -11,8 +11,12 @@ the diagonal term is exactly exp(-s) and the off-diagonal sum is what costs B^2.
 Formulations:
 - ``reference``: the published broadcast, a (..., B, K, C, B) tensor of differences summed over
   C; autograd backward. Memory and time grow as B^2 K C; kept as the baseline.
-- ``production``: what training uses, in three regimes chosen by the batch size B alone (never by
-  the number of stacked seeds, so a seed's bits do not depend on its stack):
+- ``production``: what training uses. On CUDA above ``BROADCAST_MAX`` rows: two Triton kernels, one
+  launch each way (``torch_minibatch_triton.py``; where triton is installed and takes M, else the
+  regimes below); inside a compiled training step (CUDA's default, ``torch_twin``): the broadcast's
+  plain autograd ops (``traced_sums``), which TorchInductor fuses. Otherwise three regimes chosen by
+  the batch size B alone (never by the number of stacked seeds, so a seed's bits do not depend on
+  its stack):
   * B <= ``BROADCAST_MAX`` (16; the training batches are 8 and 12): one broadcast in pair-major
     layout, |M[.., i, None] - M[.., None, j]| as a (..., B_i, B_j, K, C) tile of at most
     16 x 16 x K x C elements, summed over C, then exp(-s [i == j] - d). Its numbers, value and
