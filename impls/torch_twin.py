@@ -378,8 +378,8 @@ def _train_step(config: ExperimentConfig, state: dict, step: dict, t):
 
 @functools.cache
 def _compiled_train_step():
-    """``_train_step`` compiled by TorchInductor: on CUDA a handful of fused Triton kernels (and
-    cuBLAS products) instead of the eager step's hundreds of kernels (about 1,200 ATen calls for one
+    """``_train_step`` compiled by TorchInductor: on CUDA a handful of fused Triton kernels (``linear``
+    is a broadcast product there) instead of the eager step's hundreds of kernels (about 1,200 ATen calls for one
     seed with minibatch discrimination). Compiled once per config (its training fields) and stack
     shape, on first call; the whole step is one graph (``fullgraph``: Dynamo traces the step's
     ``torch.autograd.grad`` calls, ``trace_autograd_ops``), with Inductor's deterministic mode (no
@@ -419,8 +419,8 @@ def _indexed_step(config: ExperimentConfig, state: dict, inputs: dict, counters:
 
 
 class StaticStep:
-    """A chunk's steps on static buffers: ``_train_step`` called eagerly, or ``_indexed_step``
-    captured once as a CUDA graph and replayed.
+    """A chunk's steps on static buffers: the step (``_train_step``, or on CUDA the compiled step)
+    called directly, or ``_indexed_step`` captured once as a CUDA graph and replayed.
 
     One eager step costs dozens of kernel launches, one Python call each (milliseconds for one
     seed on a GPU, almost all of it launch overhead); a graph replay launches them all at once.
@@ -431,9 +431,11 @@ class StaticStep:
     ``indexed=True`` makes it select the row on the device as the graph does (the tests run that
     form on the CPU). Capture (``capture=True``, CUDA only) follows PyTorch's recipe: warm-up
     steps on a side stream (they move the buffers; ``run`` copies the state in again), then
-    ``torch.cuda.graph``. A replay
-    runs the eager step's kernels, so results should be bitwise those of the eager step on the
-    same device (``tests/test_static_step.py`` checks it where a GPU is present).
+    ``torch.cuda.graph``. A replay runs the kernels of the step it captured, so results should be
+    bitwise those of the same step run without the graph on the same device
+    (``tests/test_static_step.py`` checks it where a GPU is present). ``compiled=True`` (CUDA's
+    default, ``_static_step``) runs ``_compiled_train_step()`` instead of ``_train_step``, its
+    weight buffers leaves that require grad (``_differentiable``); the first step compiles it.
     """
 
     WARMUP_STEPS = 3
