@@ -14,17 +14,19 @@
 #   probe   which operations give a seed other bits in a stack of another size on CUDA
 #           (benchmarks/probe_stack_invariance.py);
 #   compiled  the compiled training step against the eager step's graph and linear's matmul form
-#           (benchmarks/probe_compiled_step.py); if its first compiled case fails, the parts after it
+#           (benchmarks/probe_compiled_step.py; PROBE_STACKS, PROBE_FLAGS); if no compiled case runs, the parts after it
 #           run with GANREPRO_CUDA_COMPILE=0 (the eager step), and say so;
+#   tiles   the minibatch layer's Triton kernels with other block sizes and warps
+#           (benchmarks/probe_triton_tiles.py);
 #   rung-e  rung (e) of the agreement ladder: whole runs of every cell, CPU vs CUDA (float64, float32).
 #
-#   bash benchmarks/gpu_checks.sh [compiled] [bench] [pytest-bench] [large] [tests] [probe] [rung-e]
+#   bash benchmarks/gpu_checks.sh [compiled] [bench] [pytest-bench] [large] [tests] [probe] [tiles] [rung-e]
 #   (default: all, in this order; about 15 minutes on an H200: name the parts to fit a call)
 #
 # The timed parts come first, on an idle GPU; the tests run in parallel (pytest-xdist) after them.
 # BENCH_PARTS names the bench's tables (default: training minibatch image).
 # Each part has its own time limit in seconds (LIMIT_BENCH_TRAINING, _MINIBATCH, _IMAGE,
-# LIMIT_PYTEST_BENCH, LIMIT_LARGE, LIMIT_TESTS, LIMIT_PROBE, LIMIT_COMPILED, LIMIT_RUNG_E)
+# LIMIT_PYTEST_BENCH, LIMIT_LARGE, LIMIT_TESTS, LIMIT_PROBE, LIMIT_COMPILED, LIMIT_TILES, LIMIT_RUNG_E)
 # so that one slow part cannot take the others' time; the script goes on after a failed part and
 # exits with the worst status. PACK=FILE: after every part, everything under OUT except the runs is
 # packed into FILE (a .tar.gz), so that a call cut short still returns what was measured.
@@ -71,7 +73,7 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU seen')" | tee "$OUT/device.txt"
 xdist=() xdist_e=()
 "$PY" -c "import xdist" 2>/dev/null && xdist=(-n "$JOBS") xdist_e=(-n "${RUNG_E_JOBS:-12}")
-parts=${*:-compiled bench pytest-bench large tests probe rung-e}
+parts=${*:-compiled bench pytest-bench large tests probe tiles rung-e}
 for part in $parts; do
     case $part in
         bench) rm -rf "$OUT/benchmarks" && cp -r reports/benchmarks "$OUT/benchmarks"
@@ -93,15 +95,16 @@ for part in $parts; do
                    -k "cuda and not cpu_and_cuda_runs_agree" ;;
         probe) step "${LIMIT_PROBE:-30}" probe "$PY" benchmarks/probe_stack_invariance.py --device "$DEVICE" ;;
         compiled) step "${LIMIT_COMPILED:-150}" compiled "$PY" benchmarks/probe_compiled_step.py --device "$DEVICE" \
-                   --stacks ${PROBE_STACKS:-1 65536}
-               if ! grep -q '"form": "compiled-broadcast".*"step_us"' "$OUT/compiled.log"; then
+                   --stacks ${PROBE_STACKS:-1 65536} ${PROBE_FLAGS:-}
+               if ! grep -q '"form": "compiled-[a-z]*".*"step_us"' "$OUT/compiled.log"; then
                    echo "== the compiled step did not run: the parts after this one use the eager step" \
                        | tee -a "$OUT/steps.log"
                    export GANREPRO_CUDA_COMPILE=0
                fi ;;
+        tiles) step "${LIMIT_TILES:-90}" tiles "$PY" benchmarks/probe_triton_tiles.py --device "$DEVICE" ;;
         rung-e) step "${LIMIT_RUNG_E:-330}" rung-e "$PY" -m pytest -v -p no:cacheprovider \
                    "${xdist_e[@]}" tests/test_ladder_e_devices.py -k cpu_and_cuda_runs_agree --durations=10 ;;
-        *) echo "unknown part '$part'; allowed: compiled, bench, pytest-bench, large, tests, probe, rung-e"; exit 2 ;;
+        *) echo "unknown part '$part'; allowed: compiled, bench, pytest-bench, large, tests, probe, tiles, rung-e"; exit 2 ;;
     esac
 done
 exit "$status"

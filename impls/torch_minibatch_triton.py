@@ -34,6 +34,10 @@ MAX_BLOCK_I = 64
 MAX_BLOCK_J = 64
 MAX_C = 4
 """The backward kernel's accumulators: one per column of M (C = 3 in every named variant)."""
+FORWARD_WARPS, BACKWARD_WARPS = 4, 8
+"""Warps per program (the backward holds MAX_C accumulators of BLOCK_I x BLOCK_J; with 8 warps,
+none spills to local memory in float32 or float64 on sm_90). Timed on an H100 with these and the
+block sizes below; ``benchmarks/probe_triton_tiles.py`` times other choices."""
 
 
 @triton.jit
@@ -132,7 +136,7 @@ def block_sizes(batch: int) -> tuple[int, int]:
     return min(MAX_BLOCK_I, max(width, 2)), min(MAX_BLOCK_J, max(width, 2))
 
 
-def _launch(kernel, m, *args, num_warps: int = 4, **constants):
+def _launch(kernel, m, *args, num_warps: int, **constants):
     n, b, k, c = m.shape
     block_i, block_j = block_sizes(b)
     grid = (triton.cdiv(b, block_i), n * k)
@@ -162,7 +166,7 @@ class _TritonSums(torch.autograd.Function):
         n, b, k, _ = m.shape
         o = torch.empty((n, b, k), dtype=m.dtype, device=m.device)
         if o.numel():
-            _launch(_forward_kernel, m, o, b, SELF_S=self_s)
+            _launch(_forward_kernel, m, o, b, num_warps=FORWARD_WARPS, SELF_S=self_s)
         return o
 
     @staticmethod
@@ -170,7 +174,7 @@ class _TritonSums(torch.autograd.Function):
         (m,) = ctx.saved_tensors
         dm = torch.empty_like(m)
         if dm.numel():
-            _launch(_backward_kernel, m, grad.contiguous(), dm, m.shape[1], num_warps=8)
+            _launch(_backward_kernel, m, grad.contiguous(), dm, m.shape[1], num_warps=BACKWARD_WARPS)
         return dm, None
 
 
