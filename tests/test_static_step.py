@@ -199,8 +199,10 @@ def test_the_compiled_step_repeats_bit_for_bit_and_agrees_with_the_eager_step():
     the same state twice, over chunks with a short last one, and within the agreement
     ladder's float64 bound (1e-9 relative) of the eager step after 60 steps: a compiled step sums
     in other orders, so the bits differ (they must differ somewhere: else the test would not show
-    that the compiled step ran)."""
+    that the compiled step ran). Another config of the same cell (other seeds) reuses the one
+    compilation, as a sweep's stacks must."""
     import torch._dynamo
+    from torch._dynamo.utils import counters
 
     twin = _twin()
     config = make_config("2017", minibatch=True, seeds=(0, 1, 2), num_steps=60, historical_averaging=0.01,
@@ -209,6 +211,7 @@ def test_the_compiled_step_repeats_bit_for_bit_and_agrees_with_the_eager_step():
     start = twin.init_state(config, weights["G"], weights["D"])
     chunks = list(training_chunks(config, max_chunk=25))  # 3 chunks of 21, 21 and 19 valid steps
     torch._dynamo.reset()
+    counters.clear()
     results = {}
     for name, compiled in (("compiled", True), ("again", True), ("eager", False)):
         state, curves = start, []
@@ -216,6 +219,13 @@ def test_the_compiled_step_repeats_bit_for_bit_and_agrees_with_the_eager_step():
             state, rows = twin.StaticStep(config, state, chunk, indexed=True, compiled=compiled).run(state, chunk)
             curves.append(rows[:chunk.n_valid])
         results[name] = (_state_arrays(twin, state), np.concatenate(curves), twin.state_weights(config, state))
+    # a config that differs only in its seeds (a sweep's next stack of the same cell) reuses the compilation
+    other = config.replace(seeds=(7, 8, 9))
+    other_weights = initial_weights(other)
+    other_state = twin.init_state(other, other_weights["G"], other_weights["D"])
+    chunk = next(training_chunks(other, max_chunk=25))
+    twin.StaticStep(other, other_state, chunk, indexed=True, compiled=True).run(other_state, chunk)
+    assert counters["stats"]["unique_graphs"] == 1
     compiled, again, eager = results["compiled"], results["again"], results["eager"]
     assert np.array_equal(compiled[1], again[1])
     assert all(np.array_equal(a, b) for a, b in zip(compiled[0], again[0], strict=True))
