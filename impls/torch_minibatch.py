@@ -221,10 +221,12 @@ def loop_sums(m, self_term: str):
 
 def _production_kernel(dist, self_term: str):
     """exp(-s [i == j] - d) on d (..., B_i, B_j, K), the same numbers as exp(-(d + s [i == j])):
-    negation is exact. The constant -s [i == j] is built once per batch size and cached."""
+    negation is exact. The constant -s [i == j] is built once per batch size and cached (inside a
+    compiled step it is traced, the cache left out: the compiled graph holds it)."""
     if self_term == "exp0":
         return torch.exp(-dist)
-    return torch.exp(_minus_self_diagonal(dist.shape[-2], dist.dtype, dist.device, self_term) - dist)
+    build = _minus_self_diagonal.__wrapped__ if torch.compiler.is_compiling() else _minus_self_diagonal
+    return torch.exp(build(dist.shape[-2], dist.dtype, dist.device, self_term) - dist)
 
 
 @functools.cache
