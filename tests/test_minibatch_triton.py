@@ -23,6 +23,7 @@ import pytest
 from test_minibatch_layer import GRAD_BOUND_EPS, SELF_TERMS, VALUE_BOUND_EPS, gaussian_inputs
 
 from ganrepro import impls
+from ganrepro.bench.cases import cuda_available
 from ganrepro.impls import numpy_ref
 
 pytestmark = pytest.mark.skipif(not (impls.available("torch") and importlib.util.find_spec("triton")),
@@ -113,18 +114,15 @@ def test_the_triton_kernels_match_the_reference_in_triton_s_interpreter(agreemen
     _check(json.loads(done.stdout.strip().splitlines()[-1]), agreement, "interpreted")
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+NEEDS_CUDA = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
 
 
-@pytest.mark.skipif(not (impls.available("torch") and _cuda()), reason="needs a CUDA device")
+@NEEDS_CUDA
 def test_the_triton_kernels_match_the_reference_on_cuda(agreement):
     _check(errors("cuda"), agreement, "cuda")
 
 
-@pytest.mark.skipif(not (impls.available("torch") and _cuda()), reason="needs a CUDA device")
+@NEEDS_CUDA
 def test_on_cuda_the_layer_s_production_formulation_above_16_rows_is_the_triton_kernels():
     import torch
 

@@ -20,6 +20,8 @@ from ganrepro.streams import training_chunks
 from ganrepro.training import train
 from ganrepro.weights import initial_weights
 
+from helpers import relative_difference
+
 pytestmark = pytest.mark.skipif(not impls.available("torch"), reason="needs PyTorch")
 
 
@@ -187,10 +189,6 @@ def test_cuda_graphs_of_a_run_shorter_than_the_warm_up_equal_eager_steps(monkeyp
 
 
 # ---- the compiled step (CUDA's default), exercised on the CPU ---------------------------------------
-def _relative(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
 @pytest.mark.slow
 def test_the_compiled_step_repeats_bit_for_bit_and_agrees_with_the_eager_step():
     """``StaticStep(compiled=True)``, the step CUDA runs (TorchInductor; here its CPU kernels, about
@@ -231,7 +229,7 @@ def test_the_compiled_step_repeats_bit_for_bit_and_agrees_with_the_eager_step():
     assert all(np.array_equal(a, b) for a, b in zip(compiled[0], again[0], strict=True))
     # the weights, less mbd.b: D does not depend on it (its gradient is pure rounding, see
     # test_ladder_cd_runs.assert_runs_agree), and its Adam slots with it
-    differences = [_relative(compiled[2][net][k], eager[2][net][k]) for net in ("G", "D")
+    differences = [relative_difference(compiled[2][net][k], eager[2][net][k]) for net in ("G", "D")
                    for k in eager[2][net] if k != "mbd.b"]
-    differences.append(_relative(compiled[1], eager[1]))
+    differences.append(relative_difference(compiled[1], eager[1]))
     assert 0 < max(differences) <= 1e-9, differences
