@@ -13,6 +13,10 @@
 #           eager steps, the image track and the minibatch layer on CUDA, sorting on CUDA;
 #   probe   which operations give a seed other bits in a stack of another size on CUDA
 #           (benchmarks/probe_stack_invariance.py);
+#   fused   the fused training step (one Triton kernel per step, CUDA's default for protocol 2017 without
+#           technique terms) at S = 1 and 65,536 (FUSED_STACKS), its launch shapes FUSED_SHAPES (default:
+#           "default"; e.g. "default 2,4 8,4 4,8"), with benchmarks/probe_compiled_step.py; if no fused
+#           case runs, the parts after it run with GANREPRO_CUDA_FUSED=0 (the compiled step), and say so;
 #   compiled  the compiled training step against the eager step's graph and linear's matmul form
 #           (benchmarks/probe_compiled_step.py; PROBE_STACKS, PROBE_FLAGS); if no compiled case runs, the parts after it
 #           run with GANREPRO_CUDA_COMPILE=0 (the eager step), and say so;
@@ -20,13 +24,13 @@
 #           (benchmarks/probe_triton_tiles.py);
 #   rung-e  rung (e) of the agreement ladder: whole runs of every cell, CPU vs CUDA (float64, float32).
 #
-#   bash benchmarks/gpu_checks.sh [compiled] [bench] [pytest-bench] [large] [tests] [probe] [tiles] [rung-e]
+#   bash benchmarks/gpu_checks.sh [fused] [compiled] [bench] [pytest-bench] [large] [tests] [probe] [tiles] [rung-e]
 #   (default: all, in this order; about 15 minutes on an H200: name the parts to fit a call)
 #
 # The timed parts come first, on an idle GPU; the tests run in parallel (pytest-xdist) after them.
 # BENCH_PARTS names the bench's tables (default: training minibatch image).
 # Each part has its own time limit in seconds (LIMIT_BENCH_TRAINING, _MINIBATCH, _IMAGE,
-# LIMIT_PYTEST_BENCH, LIMIT_LARGE, LIMIT_TESTS, LIMIT_PROBE, LIMIT_COMPILED, LIMIT_TILES, LIMIT_RUNG_E)
+# LIMIT_PYTEST_BENCH, LIMIT_LARGE, LIMIT_TESTS, LIMIT_PROBE, LIMIT_FUSED, LIMIT_COMPILED, LIMIT_TILES, LIMIT_RUNG_E)
 # so that one slow part cannot take the others' time; the script goes on after a failed part and
 # exits with the worst status. PACK=FILE: after every part, everything under OUT except the runs is
 # packed into FILE (a .tar.gz), so that a call cut short still returns what was measured.
@@ -73,7 +77,7 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU seen')" | tee "$OUT/device.txt"
 xdist=() xdist_e=()
 "$PY" -c "import xdist" 2>/dev/null && xdist=(-n "$JOBS") xdist_e=(-n "${RUNG_E_JOBS:-12}")
-parts=${*:-compiled bench pytest-bench large tests probe tiles rung-e}
+parts=${*:-fused compiled bench pytest-bench large tests probe tiles rung-e}
 for part in $parts; do
     case $part in
         bench) rm -rf "$OUT/benchmarks" && cp -r reports/benchmarks "$OUT/benchmarks"
@@ -91,9 +95,16 @@ for part in $parts; do
                pack ;;
         tests) step "${LIMIT_TESTS:-180}" tests "$PY" -m pytest -q -p no:cacheprovider "${xdist[@]}" \
                    tests/test_ladder_e_devices.py tests/test_static_step.py tests/test_image_devices.py \
-                   tests/test_minibatch_layer.py tests/test_minibatch_triton.py \
+                   tests/test_minibatch_layer.py tests/test_minibatch_triton.py tests/test_fused_step.py \
                    -k "cuda and not cpu_and_cuda_runs_agree" ;;
         probe) step "${LIMIT_PROBE:-30}" probe "$PY" benchmarks/probe_stack_invariance.py --device "$DEVICE" ;;
+        fused) step "${LIMIT_FUSED:-120}" fused "$PY" benchmarks/probe_compiled_step.py --device "$DEVICE" \
+                   --forms fused --stacks ${FUSED_STACKS:-1 65536} --fused-shapes ${FUSED_SHAPES:-default}
+               if ! grep -q '"ran": "fused".*"step_us"' "$OUT/fused.log"; then
+                   echo "== the fused step did not run: the parts after this one use the compiled step" \
+                       | tee -a "$OUT/steps.log"
+                   export GANREPRO_CUDA_FUSED=0
+               fi ;;
         compiled) step "${LIMIT_COMPILED:-150}" compiled "$PY" benchmarks/probe_compiled_step.py --device "$DEVICE" \
                    --stacks ${PROBE_STACKS:-1 65536} ${PROBE_FLAGS:-}
                if ! grep -q '"form": "compiled-[a-z]*".*"step_us"' "$OUT/compiled.log"; then
@@ -104,7 +115,7 @@ for part in $parts; do
         tiles) step "${LIMIT_TILES:-90}" tiles "$PY" benchmarks/probe_triton_tiles.py --device "$DEVICE" ;;
         rung-e) step "${LIMIT_RUNG_E:-330}" rung-e "$PY" -m pytest -v -p no:cacheprovider \
                    "${xdist_e[@]}" tests/test_ladder_e_devices.py -k cpu_and_cuda_runs_agree --durations=10 ;;
-        *) echo "unknown part '$part'; allowed: compiled, bench, pytest-bench, large, tests, probe, tiles, rung-e"; exit 2 ;;
+        *) echo "unknown part '$part'; allowed: fused, compiled, bench, pytest-bench, large, tests, probe, tiles, rung-e"; exit 2 ;;
     esac
 done
 exit "$status"

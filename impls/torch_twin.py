@@ -31,6 +31,9 @@ CUDA_GRAPHS_ENV = "GANREPRO_CUDA_GRAPHS"
 CUDA_COMPILE_ENV = "GANREPRO_CUDA_COMPILE"
 """Set to 0 to run CUDA training steps as the eager step's ops instead of the step compiled by
 TorchInductor (``_compiled_train_step``)."""
+CUDA_FUSED_ENV = "GANREPRO_CUDA_FUSED"
+"""Set to 0 to run the CUDA training steps that the fused kernel takes (``torch_fused_step.supports``:
+protocol 2017 without technique terms) by the compiled step instead."""
 RECOMPILE_LIMIT = 1024
 """Compiled steps one process may hold (one per config and stack shape; Dynamo's default is 8, past
 which it would fall back to the eager step silently: here it raises instead)."""
@@ -403,6 +406,13 @@ def _compiled_train_step():
                          options=_known_to_inductor({"deterministic": True}))
 
 
+def _fused_step(config: ExperimentConfig, dtype):
+    """The step as one Triton kernel (``torch_fused_step.FusedStep``; ValueError for a config it does not take)."""
+    from .torch_fused_step import FusedStep
+
+    return FusedStep(config, dtype, DEVICE)
+
+
 def _indexed_step(config: ExperimentConfig, state: dict, inputs: dict, counters: dict, train_step=_train_step):
     """``train_step`` (``_train_step`` or ``_compiled_train_step()``) on row i of the chunk's inputs,
     selected on the device (``index_select`` by the (1,) int64 counter i), then i and t advance by
@@ -434,17 +444,22 @@ class StaticStep:
     ``torch.cuda.graph``. A replay runs the kernels of the step it captured, so results should be
     bitwise those of the same step run without the graph on the same device
     (``tests/test_static_step.py`` checks it where a GPU is present). ``compiled=True`` (CUDA's
-    default, ``_static_step``) runs ``_compiled_train_step()`` instead of ``_train_step``, its
-    weight buffers leaves that require grad (``_differentiable``); the first step compiles it.
+    default for the configs the fused kernel does not take, ``_static_step``) runs
+    ``_compiled_train_step()`` instead of ``_train_step``, its weight buffers leaves that require grad
+    (``_differentiable``); the first step compiles it. ``fused=True`` (CUDA's default where
+    ``torch_fused_step.supports`` the config) runs the whole step as one Triton kernel
+    (``torch_fused_step.FusedStep``) that reads row i and writes the curve row itself (always the
+    indexed form; on the CPU it runs in Triton's interpreter, as the tests run it).
     """
 
     WARMUP_STEPS = 3
 
     def __init__(self, config: ExperimentConfig, state: dict, chunk: Chunk, capture: bool = False,
-                 indexed: bool = False, compiled: bool = False):
-        self.config, self.indexed = config, indexed or capture
+                 indexed: bool = False, compiled: bool = False, fused: bool = False):
+        self.config, self.indexed = config, indexed or capture or fused
         self.train_step = _compiled_train_step() if compiled else _train_step
         dtype = torch.float64 if chunk.x.dtype == np.float64 else torch.float32
+        self.fused = _fused_step(config, dtype) if fused else None
         self.state = {k: _clone(v) for k, v in state.items()}
         if compiled:  # the weights as leaves that require grad (``_differentiable``)
             for player in ("G", "D"):
@@ -454,11 +469,19 @@ class StaticStep:
                          "t": torch.zeros((), dtype=torch.int64, device=DEVICE)}
         self.curves = torch.zeros(*chunk.x.shape[:2], len(CURVES), dtype=dtype, device=DEVICE)
         self.graph, self.row = None, None
+        if self.fused is not None:  # the fused kernel writes its curve row here
+            self.row = torch.zeros(chunk.x.shape[1], len(CURVES), dtype=dtype, device=DEVICE)
         if capture:
             self._capture(state, chunk)
 
     def _step(self, i: int):
         """Step i of the chunk (eagerly); its curve row."""
+        if self.fused is not None:
+            self.fused.step(self.state, self.inputs, self.counters, self.row)
+            with torch.no_grad():
+                self.counters["i"].add_(1)
+                self.counters["t"].add_(1)
+            return self.row
         if self.indexed:
             return _indexed_step(self.config, self.state, self.inputs, self.counters, self.train_step)
         row = self.train_step(self.config, self.state, {k: v[i] for k, v in self.inputs.items()}, self.counters["t"])
@@ -507,17 +530,30 @@ class StaticStep:
 _STATIC: dict = {}
 
 
+def _step_form(config: ExperimentConfig, device: str) -> str:
+    """How ``train_chunk`` runs ``config``'s steps on ``device`` ("cpu" or "cuda"): "eager" (the CPU; CUDA
+    with ``GANREPRO_CUDA_COMPILE=0``), "fused" (CUDA, the configs ``torch_fused_step.supports``, unless
+    ``GANREPRO_CUDA_FUSED=0``) or "compiled" (CUDA otherwise)."""
+    if device != "cuda":
+        return "eager"
+    if os.environ.get(CUDA_FUSED_ENV, "1") != "0":
+        from .torch_fused_step import supports
+
+        if supports(config) is None:
+            return "fused"
+    return "compiled" if os.environ.get(CUDA_COMPILE_ENV, "1") != "0" else "eager"
+
+
 def _static_step(config: ExperimentConfig, state: dict, chunk: Chunk) -> StaticStep:
     """The ``StaticStep`` of (config without seeds, chunk shape, device); only the latest is kept.
-    On CUDA its step is compiled (unless ``GANREPRO_CUDA_COMPILE=0``) and captured as a graph
-    (unless ``GANREPRO_CUDA_GRAPHS=0``)."""
+    On CUDA its step is the form ``_step_form`` names, captured as a graph (unless ``GANREPRO_CUDA_GRAPHS=0``)."""
     cuda = DEVICE.type == "cuda"
     capture = cuda and os.environ.get(CUDA_GRAPHS_ENV, "1") != "0"
-    compiled = cuda and os.environ.get(CUDA_COMPILE_ENV, "1") != "0"
-    key = (config.with_seeds((0,)), chunk.x.shape, chunk.x.dtype.str, str(DEVICE), capture, compiled)
+    form = _step_form(config, DEVICE.type)
+    key = (config.with_seeds((0,)), chunk.x.shape, chunk.x.dtype.str, str(DEVICE), capture, form)
     if key not in _STATIC:
         _STATIC.clear()  # frees the previous buffers (and a graph's memory pool)
-        _STATIC[key] = StaticStep(config, state, chunk, capture, compiled=compiled)
+        _STATIC[key] = StaticStep(config, state, chunk, capture, compiled=form == "compiled", fused=form == "fused")
     return _STATIC[key]
 
 

@@ -2,8 +2,9 @@
 minibatch discrimination and stack size S, each beside the plain baseline's same steps.
 
 A step is D's update, then G's (docs/updates.md), float32, for S seeds stacked: the twin's
-``train_chunk`` (PyTorch eager on the CPU, on CUDA its TorchInductor-compiled step replayed as a CUDA
-graph; TensorFlow its XLA-compiled loop; compilation in the warm-up call) on
+``train_chunk`` (PyTorch eager on the CPU; on CUDA replayed as a CUDA graph, protocol 2017's step as one
+fused Triton kernel, protocol 2016's compiled by TorchInductor: ``torch_twin._step_form``; TensorFlow
+its XLA-compiled loop; compilation in the warm-up call) on
 a chunk of ``steps_per_call`` steps, every call from the same initial state (``train_chunk``
 returns a new state and leaves its input alone, so a call costs no set-up). The baseline
 (``plain_torch``, ``plain_tf``: eager, per-parameter tensors, batched matmuls, the published
@@ -265,8 +266,9 @@ def markdown(frame, device: str) -> str:
     where = "one thread" if device == "cpu" else "on the GPU, driven by one CPU thread"
     lines = [f"# Training step, {device}: {names}", "",
              (f"One training step (D's update, then G's) of S stacked seeds, float32, {where}; the twin's "
-              "`train_chunk` (TF: XLA-compiled; PyTorch on CUDA: the step compiled by TorchInductor, replayed as "
-              "one CUDA graph; compilation in the warm-up call), time = best of the rounds "
+              "`train_chunk` (TF: XLA-compiled; PyTorch on CUDA: protocol 2017's step as one fused Triton kernel, "
+              "2016's compiled by TorchInductor, either replayed as one CUDA graph; compilation in the warm-up "
+              "call), time = best of the rounds "
               f"of `steps/call` steps, per step and per seed-step. run = step x the steps of a run ({run}; 2016 "
               "counts its 1,000 pretraining steps as training steps); per seed = run / S. baseline = the plain "
               "eager stacked implementation of the same step (`ganrepro.bench.plain_torch` / `plain_tf`), "
