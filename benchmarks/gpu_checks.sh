@@ -14,9 +14,10 @@
 #   probe   which operations give a seed other bits in a stack of another size on CUDA
 #           (benchmarks/probe_stack_invariance.py);
 #   fused   the fused training step (one Triton kernel per step, CUDA's default for protocol 2017 without
-#           technique terms) at S = 1 and 65,536 (FUSED_STACKS), its launch shapes FUSED_SHAPES (default:
-#           "default"; e.g. "default 2,4 8,4 4,8"), with benchmarks/probe_compiled_step.py; if no fused
-#           case runs, the parts after it run with GANREPRO_CUDA_FUSED=0 (the compiled step), and say so;
+#           technique terms) at S = 1 and 65,536 (FUSED_STACKS) with the launch shapes FUSED_SHAPES
+#           ("BLOCK_S,warps"; default: "default 8,8 1,4 16,4": the module's, then 32, 128 and 8 threads per seed),
+#           with benchmarks/probe_compiled_step.py; if no fused case runs, the parts after it run with
+#           GANREPRO_CUDA_FUSED=0 (the compiled step), and say so;
 #   compiled  the compiled training step against the eager step's graph and linear's matmul form
 #           (benchmarks/probe_compiled_step.py; PROBE_STACKS, PROBE_FLAGS); if no compiled case runs, the parts after it
 #           run with GANREPRO_CUDA_COMPILE=0 (the eager step), and say so;
@@ -98,8 +99,8 @@ for part in $parts; do
                    tests/test_minibatch_layer.py tests/test_minibatch_triton.py tests/test_fused_step.py \
                    -k "cuda and not cpu_and_cuda_runs_agree" ;;
         probe) step "${LIMIT_PROBE:-30}" probe "$PY" benchmarks/probe_stack_invariance.py --device "$DEVICE" ;;
-        fused) step "${LIMIT_FUSED:-120}" fused "$PY" benchmarks/probe_compiled_step.py --device "$DEVICE" \
-                   --forms fused --stacks ${FUSED_STACKS:-1 65536} --fused-shapes ${FUSED_SHAPES:-default}
+        fused) step "${LIMIT_FUSED:-240}" fused "$PY" benchmarks/probe_compiled_step.py --device "$DEVICE" \
+                   --forms fused --stacks ${FUSED_STACKS:-1 65536} --fused-shapes ${FUSED_SHAPES:-default 8,8 1,4 16,4}
                if ! grep -q '"ran": "fused".*"step_us"' "$OUT/fused.log"; then
                    echo "== the fused step did not run: the parts after this one use the compiled step" \
                        | tee -a "$OUT/steps.log"

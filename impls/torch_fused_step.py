@@ -55,9 +55,10 @@ MAX_BATCH, MAX_HIDDEN, MAX_KERNELS, MAX_DIMS = 16, 8, 8, 4
 NUM_WARPS = 4
 THREADS_PER_SEED = 32
 """Each program has NUM_WARPS warps and trains BLOCK_S = 32 NUM_WARPS / threads-per-seed seeds. A seed
-gets THREADS_PER_SEED threads, 4x that with minibatch discrimination, 2x in float64 (at least one seed
-per program): the fewest for which ptxas (Triton 3.6, sm_90) keeps the default sizes' step in
-registers, with no or few spills. ``benchmarks/probe_fused_step.py`` times other choices on a GPU."""
+gets THREADS_PER_SEED threads, twice that with minibatch discrimination and twice again in float64
+(at least one seed per program): the fewest for which ptxas (Triton 3.6, sm_90) keeps the default
+sizes' step in registers (no spills; 160 bytes with minibatch discrimination in float64).
+``benchmarks/probe_compiled_step.py --forms fused --fused-shapes ...`` times other choices on a GPU."""
 SELF_TERM = {"exp-1": 1.0, "exp0": 0.0, "none": None}
 """exp(-s) is added to each minibatch feature; none: nothing."""
 CONSTANTS = ("beta1", "1-beta1", "beta2", "1-beta2", "eps", "clip", "self", "batch")
@@ -94,7 +95,7 @@ def _offsets(shapes) -> dict:
 
 def launch_shape(config: ExperimentConfig, dtype) -> tuple[int, int]:
     """(BLOCK_S, num_warps) by the rule of ``THREADS_PER_SEED``."""
-    per_seed = THREADS_PER_SEED * (4 if config.minibatch else 1) * (2 if dtype == torch.float64 else 1)
+    per_seed = THREADS_PER_SEED * (2 if config.minibatch else 1) * (2 if dtype == torch.float64 else 1)
     return max(1, 32 * NUM_WARPS // per_seed), NUM_WARPS
 
 
@@ -378,25 +379,27 @@ def _fused_step_kernel(g_ptr, d_ptr, gm_ptr, gv_ptr, dm_ptr, dv_ptr, x_ptr, zd_p
     x = tl.load(x_ptr + batch_at, mask=rows, other=0.0)
     fake, _a0, _e0, _s0 = _generator(tl.load(zd_ptr + batch_at, mask=rows, other=0.0), g0w, g0b, g1w, g1b)
     fake = tl.where(rows, fake, 0.0)
-    l_r, a1r, h1r, a2r, h2r, a3r, o_r, e_r = _discriminator(x, d0w, d0b, d1w, d1b, d2w, d2b, outw_h, outw_o, outb,
-                                                            pairs, self_term, MBD, HAS_SELF)
-    l_f, a1f, h1f, a2f, h2f, a3f, o_f, e_f = _discriminator(fake, d0w, d0b, d1w, d1b, d2w, d2b, outw_h, outw_o,
-                                                            outb, pairs, self_term, MBD, HAS_SELF)
-    p_real, p_fake = _sigmoid(l_r), _sigmoid(l_f)
+    # each batch's forward, then at once its backward (fewer values live at a time)
+    # dL/dp = -1/(B p) [p >= clip] (real), 1/(B (1 - p)) [1 - p >= clip] (fake); dp/dlogit = p (1 - p)
+    l_r, a1, h1, a2, h2, a3, o, e = _discriminator(x, d0w, d0b, d1w, d1b, d2w, d2b, outw_h, outw_o, outb,
+                                                   pairs, self_term, MBD, HAS_SELF)
+    p_real = _sigmoid(l_r)
     term_real = tl.where(rows, -_log_clipped(p_real, clip), 0.0)
+    ones = tl.full(l_r.shape, 1.0, l_r.dtype)
+    g_real = tl.where(rows & (p_real >= clip), -_div(ones, batch * p_real), 0.0) * (p_real * (1.0 - p_real))
+    r0w, r0b, r1w, r1b, r2w, r2b, rwh, rwo, rb, _gx = _discriminator_backward(
+        g_real, x, a1, h1, a2, h2, a3, o, e, d0w, d1w, d2w, outw_h, outw_o, MBD)
+    l_f, a1, h1, a2, h2, a3, o, e = _discriminator(fake, d0w, d0b, d1w, d1b, d2w, d2b, outw_h, outw_o, outb,
+                                                   pairs, self_term, MBD, HAS_SELF)
+    p_fake = _sigmoid(l_f)
     term_fake = tl.where(rows, -_log_clipped(1.0 - p_fake, clip), 0.0)
+    g_fake = tl.where(rows & (1.0 - p_fake >= clip), _div(ones, batch * (1.0 - p_fake)), 0.0)
+    g_fake = g_fake * (p_fake * (1.0 - p_fake))
+    f0w, f0b, f1w, f1b, f2w, f2b, fwh, fwo, fb, _gx = _discriminator_backward(
+        g_fake, fake, a1, h1, a2, h2, a3, o, e, d0w, d1w, d2w, outw_h, outw_o, MBD)
     loss_d = _div(tl.sum(term_real + term_fake, axis=0), batch)
     loss_real = _div(tl.sum(term_real, axis=0), batch)
     loss_fake = _div(tl.sum(term_fake, axis=0), batch)
-    # dL/dp = -1/(B p) [p >= clip] (real), 1/(B (1 - p)) [1 - p >= clip] (fake); dp/dlogit = p (1 - p)
-    ones = tl.full(l_r.shape, 1.0, l_r.dtype)
-    g_real = tl.where(rows & (p_real >= clip), -_div(ones, batch * p_real), 0.0) * (p_real * (1.0 - p_real))
-    g_fake = tl.where(rows & (1.0 - p_fake >= clip), _div(ones, batch * (1.0 - p_fake)), 0.0)
-    g_fake = g_fake * (p_fake * (1.0 - p_fake))
-    r0w, r0b, r1w, r1b, r2w, r2b, rwh, rwo, rb, _gx = _discriminator_backward(
-        g_real, x, a1r, h1r, a2r, h2r, a3r, o_r, e_r, d0w, d1w, d2w, outw_h, outw_o, MBD)
-    f0w, f0b, f1w, f1b, f2w, f2b, fwh, fwo, fb, _gx = _discriminator_backward(
-        g_fake, fake, a1f, h1f, a2f, h2f, a3f, o_f, e_f, d0w, d1w, d2w, outw_h, outw_o, MBD)
     d0w = _adam(d_ptr, dm_ptr, dv_ptr, d0w_at, d_vec, d0w, r0w + f0w, lr_d, beta1, one_minus_beta1, beta2,
                 one_minus_beta2, eps)
     d0b = _adam(d_ptr, dm_ptr, dv_ptr, d0b_at, d_vec, d0b, r0b + f0b, lr_d, beta1, one_minus_beta1, beta2,
