@@ -6,6 +6,7 @@ differ only in framework idioms. Every tensor carries a leading seed axis S; bat
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 import os
 import warnings
@@ -533,10 +534,10 @@ _STATIC: dict = {}
 def _step_form(config: ExperimentConfig, device: str) -> str:
     """How ``train_chunk`` runs ``config``'s steps on ``device`` ("cpu" or "cuda"): "eager" (the CPU; CUDA
     with ``GANREPRO_CUDA_COMPILE=0``), "fused" (CUDA, the configs ``torch_fused_step.supports``, unless
-    ``GANREPRO_CUDA_FUSED=0``) or "compiled" (CUDA otherwise)."""
+    ``GANREPRO_CUDA_FUSED=0`` or triton is missing) or "compiled" (CUDA otherwise)."""
     if device != "cuda":
         return "eager"
-    if os.environ.get(CUDA_FUSED_ENV, "1") != "0":
+    if os.environ.get(CUDA_FUSED_ENV, "1") != "0" and importlib.util.find_spec("triton") is not None:
         from .torch_fused_step import supports
 
         if supports(config) is None:
