@@ -277,9 +277,10 @@ def _discriminator_backward(g_logit, x, a1, h1, a2, h2, a3, o, e, d0w, d1w, d2w,
 
 
 @triton.jit
-def _adam(p_ptr, m_ptr, v_ptr, offsets, mask, theta, grad, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, eps):
+def _adam(p_ptr, m_ptr, v_ptr, offsets, mask, theta, grad, lr, constants):
     """TF1 Adam on one parameter tensor: m, v read, updated and stored; the new theta stored and returned
-    (zero outside ``mask``)."""
+    (zero outside ``mask``). constants: (beta1, 1 - beta1, beta2, 1 - beta2, eps)."""
+    beta1, one_minus_beta1, beta2, one_minus_beta2, eps = constants
     m = tl.load(m_ptr + offsets, mask=mask, other=0.0)
     v = tl.load(v_ptr + offsets, mask=mask, other=0.0)
     m = beta1 * m + one_minus_beta1 * grad
@@ -320,9 +321,9 @@ def _fused_step_kernel(g_ptr, d_ptr, gm_ptr, gv_ptr, dm_ptr, dv_ptr, x_ptr, zd_p
     seed = tl.program_id(0) * BLOCK_S + tl.arange(0, BLOCK_S)
     live = seed < S
     seed = seed.to(tl.int64)
-    beta1, one_minus_beta1 = tl.load(const_ptr + 0), tl.load(const_ptr + 1)
-    beta2, one_minus_beta2 = tl.load(const_ptr + 2), tl.load(const_ptr + 3)
-    eps, clip = tl.load(const_ptr + 4), tl.load(const_ptr + 5)
+    adam = (tl.load(const_ptr + 0), tl.load(const_ptr + 1), tl.load(const_ptr + 2), tl.load(const_ptr + 3),
+            tl.load(const_ptr + 4))  # beta1, 1 - beta1, beta2, 1 - beta2, eps
+    clip = tl.load(const_ptr + 5)
     self_term, batch = tl.load(const_ptr + 6), tl.load(const_ptr + 7)
     step = tl.load(i_ptr)
     lr_d, lr_g = tl.load(lr_d_ptr + step), tl.load(lr_g_ptr + step)
@@ -400,25 +401,16 @@ def _fused_step_kernel(g_ptr, d_ptr, gm_ptr, gv_ptr, dm_ptr, dv_ptr, x_ptr, zd_p
     loss_d = _div(tl.sum(term_real + term_fake, axis=0), batch)
     loss_real = _div(tl.sum(term_real, axis=0), batch)
     loss_fake = _div(tl.sum(term_fake, axis=0), batch)
-    d0w = _adam(d_ptr, dm_ptr, dv_ptr, d0w_at, d_vec, d0w, r0w + f0w, lr_d, beta1, one_minus_beta1, beta2,
-                one_minus_beta2, eps)
-    d0b = _adam(d_ptr, dm_ptr, dv_ptr, d0b_at, d_vec, d0b, r0b + f0b, lr_d, beta1, one_minus_beta1, beta2,
-                one_minus_beta2, eps)
-    d1w = _adam(d_ptr, dm_ptr, dv_ptr, d1w_at, d_mat, d1w, r1w + f1w, lr_d, beta1, one_minus_beta1, beta2,
-                one_minus_beta2, eps)
-    d1b = _adam(d_ptr, dm_ptr, dv_ptr, d1b_at, d_vec, d1b, r1b + f1b, lr_d, beta1, one_minus_beta1, beta2,
-                one_minus_beta2, eps)
-    d2w = _adam(d_ptr, dm_ptr, dv_ptr, d2w_at, d2w_mask, d2w, r2w + f2w, lr_d, beta1, one_minus_beta1, beta2,
-                one_minus_beta2, eps)
-    d2b = _adam(d_ptr, dm_ptr, dv_ptr, d2b_at, d2b_mask, d2b, r2b + f2b, lr_d, beta1, one_minus_beta1, beta2,
-                one_minus_beta2, eps)
-    outw_h = _adam(d_ptr, dm_ptr, dv_ptr, outw_at, d_vec, outw_h, rwh + fwh, lr_d, beta1, one_minus_beta1, beta2,
-                   one_minus_beta2, eps)
+    d0w = _adam(d_ptr, dm_ptr, dv_ptr, d0w_at, d_vec, d0w, r0w + f0w, lr_d, adam)
+    d0b = _adam(d_ptr, dm_ptr, dv_ptr, d0b_at, d_vec, d0b, r0b + f0b, lr_d, adam)
+    d1w = _adam(d_ptr, dm_ptr, dv_ptr, d1w_at, d_mat, d1w, r1w + f1w, lr_d, adam)
+    d1b = _adam(d_ptr, dm_ptr, dv_ptr, d1b_at, d_vec, d1b, r1b + f1b, lr_d, adam)
+    d2w = _adam(d_ptr, dm_ptr, dv_ptr, d2w_at, d2w_mask, d2w, r2w + f2w, lr_d, adam)
+    d2b = _adam(d_ptr, dm_ptr, dv_ptr, d2b_at, d2b_mask, d2b, r2b + f2b, lr_d, adam)
+    outw_h = _adam(d_ptr, dm_ptr, dv_ptr, outw_at, d_vec, outw_h, rwh + fwh, lr_d, adam)
     if MBD:
-        outw_o = _adam(d_ptr, dm_ptr, dv_ptr, outo_at, outo_mask, outw_o, rwo + fwo, lr_d, beta1, one_minus_beta1,
-                       beta2, one_minus_beta2, eps)
-    outb = _adam(d_ptr, dm_ptr, dv_ptr, outb_at, live, outb, rb + fb, lr_d, beta1, one_minus_beta1, beta2,
-                 one_minus_beta2, eps)
+        outw_o = _adam(d_ptr, dm_ptr, dv_ptr, outo_at, outo_mask, outw_o, rwo + fwo, lr_d, adam)
+    outb = _adam(d_ptr, dm_ptr, dv_ptr, outb_at, live, outb, rb + fb, lr_d, adam)
 
     # ---- G's update: L_G at G(z') through the updated D ----
     z = tl.load(zg_ptr + batch_at, mask=rows, other=0.0)
@@ -440,10 +432,10 @@ def _fused_step_kernel(g_ptr, d_ptr, gm_ptr, gv_ptr, dm_ptr, dv_ptr, x_ptr, zd_p
     g_g0b = tl.sum(g_a0, axis=0)
     norm_g = _sqrt(_squares(g_g0w) + _squares(g_g0b) + _squares(g_g1w) + g_g1b * g_g1b)
     norm_d = _sqrt(_squares(g_out))
-    _adam(g_ptr, gm_ptr, gv_ptr, g0w_at, g_vec, g0w, g_g0w, lr_g, beta1, one_minus_beta1, beta2, one_minus_beta2, eps)
-    _adam(g_ptr, gm_ptr, gv_ptr, g0b_at, g_vec, g0b, g_g0b, lr_g, beta1, one_minus_beta1, beta2, one_minus_beta2, eps)
-    _adam(g_ptr, gm_ptr, gv_ptr, g1w_at, g_vec, g1w, g_g1w, lr_g, beta1, one_minus_beta1, beta2, one_minus_beta2, eps)
-    _adam(g_ptr, gm_ptr, gv_ptr, g1b_at, live, g1b, g_g1b, lr_g, beta1, one_minus_beta1, beta2, one_minus_beta2, eps)
+    _adam(g_ptr, gm_ptr, gv_ptr, g0w_at, g_vec, g0w, g_g0w, lr_g, adam)
+    _adam(g_ptr, gm_ptr, gv_ptr, g0b_at, g_vec, g0b, g_g0b, lr_g, adam)
+    _adam(g_ptr, gm_ptr, gv_ptr, g1w_at, g_vec, g1w, g_g1w, lr_g, adam)
+    _adam(g_ptr, gm_ptr, gv_ptr, g1b_at, live, g1b, g_g1b, lr_g, adam)
 
     # ---- the curve row, in interface.CURVES order ----
     at = seed * 6

@@ -62,3 +62,38 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     if not ok.any():
         return 0.0
     return float(np.max(np.abs(a[ok] - b[ok])) / max(np.max(np.abs(b[np.isfinite(b)])), 1e-300))
+
+
+# ---- Triton's interpreter: the CUDA kernels' tests on a CPU ------------------------------------
+TRITON_INTERPRETER_MIN = (3, 9)
+"""Older interpreters (3.6, PyTorch 2.11's) turn a scalar argument into a 1-element array that
+NumPy 2.4 (the project's pin) refuses to convert back to an int; the compiled kernels are unaffected."""
+
+
+def triton_interpreter_usable() -> bool:
+    """Whether triton is installed, in a version whose interpreter the kernels' tests can use."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        return False
+    import triton
+
+    return tuple(int(part) for part in triton.__version__.split(".")[:2]) >= TRITON_INTERPRETER_MIN
+
+
+def in_triton_interpreter(module: str, call: str, timeout: float = 600):
+    """The JSON value that ``module.call`` (a test module of this folder, and an expression of it, e.g.
+    "errors('cpu')") prints in a child process whose Triton runs kernels in its interpreter
+    (``TRITON_INTERPRET=1`` must be set before triton is imported, so not in this process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"import {module} as m; print(json.dumps(m.{call}))")
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, TRITON_INTERPRET="1"),
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

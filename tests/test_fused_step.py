@@ -16,12 +16,7 @@ CUDA runs for which config (``torch_twin._step_form``) is checked everywhere tri
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +27,7 @@ from ganrepro.config import make_config
 from ganrepro.streams import training_chunks
 from ganrepro.weights import initial_weights
 
-from helpers import CELLS, relative_difference
+from helpers import CELLS, in_triton_interpreter, relative_difference, triton_interpreter_usable
 
 pytestmark = pytest.mark.skipif(not (impls.available("torch") and importlib.util.find_spec("triton")),
                                 reason="needs PyTorch and triton")
@@ -103,22 +98,11 @@ def _check(out: dict, agreement, where: str) -> None:
     assert max(out.values()) > 0, "the fused step gave the eager step's bits: did it run?"
 
 
-def _triton_version() -> tuple[int, ...]:
-    import triton
-
-    return tuple(int(part) for part in triton.__version__.split(".")[:2])
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None or _triton_version() < (3, 9),
+@pytest.mark.skipif(not triton_interpreter_usable(),
                     reason="Triton's interpreter before 3.9 cannot take scalar arguments under NumPy 2.4")
 def test_the_fused_step_agrees_with_the_eager_step_in_triton_s_interpreter(agreement):
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "import test_fused_step as t; print(json.dumps(t.results('cpu')))")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    _check(json.loads(done.stdout.strip().splitlines()[-1]), agreement, "interpreted")
+    _check(in_triton_interpreter("test_fused_step", "results('cpu')", timeout=900), agreement, "interpreted")
 
 
 @pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")

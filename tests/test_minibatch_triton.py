@@ -7,16 +7,11 @@ triton is imported: those cases run in a child process (``python -c``), which pr
 JSON. Where PyTorch sees a CUDA device, the same cases run compiled on the GPU, and the layer's
 production formulation there is shown to be these kernels. Without triton installed (a CPU build of
 PyTorch does not bring it; tox's test environment installs it) everything here skips; the
-interpreter's case needs Triton 3.9 or later (``INTERPRETER_MIN``).
+interpreter's case needs Triton 3.9 or later (``helpers.TRITON_INTERPRETER_MIN``).
 """
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +20,8 @@ from test_minibatch_layer import GRAD_BOUND_EPS, SELF_TERMS, VALUE_BOUND_EPS, ga
 from ganrepro import impls
 from ganrepro.bench.cases import cuda_available
 from ganrepro.impls import numpy_ref
+
+from helpers import in_triton_interpreter, triton_interpreter_usable
 
 pytestmark = pytest.mark.skipif(not (impls.available("torch") and importlib.util.find_spec("triton")),
                                 reason="needs PyTorch and triton")
@@ -92,26 +89,10 @@ def test_m_the_kernels_do_not_take_is_refused_by_name():
         triton_sums(wide, "exp0")
 
 
-def _triton_version() -> tuple[int, ...]:
-    import triton
-
-    return tuple(int(part) for part in triton.__version__.split(".")[:2])
-
-
-INTERPRETER_MIN = (3, 9)
-"""Older interpreters (3.6, PyTorch 2.11's) turn a scalar argument into a 1-element array that
-NumPy 2.4 (the project's pin) refuses to convert back to an int; the compiled kernels are unaffected."""
-
-
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None or _triton_version() < INTERPRETER_MIN,
+@pytest.mark.skipif(not triton_interpreter_usable(),
                     reason="Triton's interpreter before 3.9 cannot take scalar arguments under NumPy 2.4")
 def test_the_triton_kernels_match_the_reference_in_triton_s_interpreter(agreement):
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "import test_minibatch_triton as t; print(json.dumps(t.errors('cpu')))")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    _check(json.loads(done.stdout.strip().splitlines()[-1]), agreement, "interpreted")
+    _check(in_triton_interpreter("test_minibatch_triton", "errors('cpu')"), agreement, "interpreted")
 
 
 NEEDS_CUDA = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device")
