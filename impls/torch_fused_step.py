@@ -30,7 +30,9 @@ a 0/1 mask, rows b = 1..B, ``clip`` = 1e-5):
     curves:   loss/D = L_D, loss/G = L_G, loss/real, loss/fake, norms/G = ||g_theta_G||, norms/D = ||g_G(z')||
 
 log1p(e) is evaluated as log(u) e / (u - 1), u = 1 + e (e where u = 1), exact to a few ulp; sqrt and the
-divisions are correctly rounded (``_sqrt``, ``_div``). The kernel's sums run in other orders than
+divisions are correctly rounded (``_sqrt``, ``_div``). NaN and infinities go where the eager step's go
+(the log's clip keeps NaN, a relu's gradient passes where its output is NaN, as in autograd), so a
+diverged seed stays diverged in the same values. The kernel's sums run in other orders than
 the eager step's (and Triton contracts multiply-adds), so the two agree within the agreement ladder's
 bounds, not bitwise (``tests/test_fused_step.py``). Every reduction is over one seed's values, in an
 order fixed by the block shapes, which depend on the config alone: a seed's bits are the same alone
@@ -57,7 +59,7 @@ THREADS_PER_SEED = 32
 """Each program has NUM_WARPS warps and trains BLOCK_S = 32 NUM_WARPS / threads-per-seed seeds. A seed
 gets THREADS_PER_SEED threads, twice that with minibatch discrimination and twice again in float64
 (at least one seed per program): the fewest for which ptxas (Triton 3.6, sm_90) keeps the default
-sizes' step in registers (no spills; 160 bytes with minibatch discrimination in float64).
+sizes' step in registers (no spills; 140 bytes with minibatch discrimination in float64).
 ``benchmarks/probe_compiled_step.py --forms fused --fused-shapes ...`` times other choices on a GPU."""
 SELF_TERM = {"exp-1": 1.0, "exp0": 0.0, "none": None}
 """exp(-s) is added to each minibatch feature; none: nothing."""
@@ -180,8 +182,8 @@ def _relu(a):
 
 @triton.jit
 def _log_clipped(t, clip):
-    """ln max(t, clip)."""
-    return tl.log(tl.maximum(t, clip))
+    """ln max(t, clip), NaN kept (as torch.clamp: a diverged seed's losses stay NaN)."""
+    return tl.log(tl.maximum(t, clip, propagate_nan=tl.PropagateNan.ALL))
 
 
 @triton.jit
@@ -262,14 +264,14 @@ def _discriminator_backward(g_logit, x, a1, h1, a2, h2, a3, o, e, d0w, d1w, d2w,
     else:
         g_outw_h = tl.sum(g_rows * _relu(a3), axis=0)
         g_outw_o = g_outw_h
-        g_a3 = tl.where(a3 > 0, g_rows * outw_h[None, :, :], 0.0)
+        g_a3 = tl.where(a3 <= 0, 0.0, g_rows * outw_h[None, :, :])
         g_d2w = _outer_sum(h2, g_a3)
         g_d2b = tl.sum(g_a3, axis=0)
         g_h2 = _matmul_t(g_a3, d2w)
-    g_a2 = tl.where(a2 > 0, g_h2, 0.0)
+    g_a2 = tl.where(a2 <= 0, 0.0, g_h2)
     g_d1w = _outer_sum(h1, g_a2)
     g_d1b = tl.sum(g_a2, axis=0)
-    g_a1 = tl.where(a1 > 0, _matmul_t(g_a2, d1w), 0.0)
+    g_a1 = tl.where(a1 <= 0, 0.0, _matmul_t(g_a2, d1w))
     g_d0w = tl.sum(x[:, None, :] * g_a1, axis=0)
     g_d0b = tl.sum(g_a1, axis=0)
     g_x = tl.sum(g_a1 * d0w[None, :, :], axis=1)

@@ -5,8 +5,8 @@ Whole chunks of steps (``StaticStep(fused=True)`` against ``StaticStep(indexed=T
 chunks with a short last one) agree within the agreement ladder's bounds (docs/agreement.md#bounds:
 1e-9 relative in float64, 1e-3 in float32) in every curve and every weight but ``mbd.b`` (D does not
 depend on it: its gradient is pure rounding); the kernel's sums run in other orders than the eager
-step's, so somewhere they differ. A seed's bits are the same alone and in a stack, and the same run
-twice gives the same bits.
+step's, so somewhere they differ. A seed's bits are the same alone and in a stack, the same run
+twice gives the same bits, and a diverged seed's NaN and infinite values are where the eager step's are.
 
 Without a GPU the kernel runs in Triton's interpreter (``TRITON_INTERPRET=1`` before triton is imported),
 in a child process that prints its results as JSON (Triton 3.9 or later, as for the minibatch
@@ -47,9 +47,9 @@ STEPS, CHUNK = 24, 10
 STACK_SEEDS = (3, 4, 5, 6, 7)
 
 
-def _run(twin, config, fused: bool):
-    """(curves, weights) after the run's steps from its initial weights, through ``StaticStep``."""
-    weights = initial_weights(config)
+def _run(twin, config, fused: bool, weights=None):
+    """(curves, weights) after the run's steps from ``weights`` (default: the initial ones), by ``StaticStep``."""
+    weights = weights or initial_weights(config)
     state = twin.init_state(config, weights["G"], weights["D"])
     curves = []
     for chunk in training_chunks(config, max_chunk=CHUNK):
@@ -65,7 +65,8 @@ def _bits(curves, weights, seeds=slice(None)) -> list[np.ndarray]:
 
 def results(device: str) -> dict:
     """{case dtype: largest relative difference fused vs eager}, and "stack" (seed STACK_SEEDS[2] alone
-    equals it in the stack, bitwise), "repeat" (the same run twice, bitwise), with the fused step on ``device``."""
+    equals it in the stack, bitwise), "repeat" (the same run twice, bitwise), "nonfinite" (a diverged seed's
+    NaN and infinite values where the eager step's are, ``mbd.b`` aside), with the fused step on ``device``."""
     from ganrepro.impls import get_backend
 
     twin = get_backend("torch")
@@ -78,8 +79,17 @@ def results(device: str) -> dict:
             differences = [relative_difference(fused[net][k], eager[net][k]) for net in ("G", "D")
                            for k in eager[net] if k != "mbd.b"]
             out[f"{name} {dtype}"] = max([*differences, relative_difference(fused_curves, eager_curves)])
-    out["stack"] = out["repeat"] = True
+    out["stack"] = out["repeat"] = out["nonfinite"] = True
     for values in (CASES["vanilla"], CASES["mbd"]):
+        # a diverged seed (NaN in D) and one whose G is infinite: the same values are NaN or infinite
+        config = make_config("2017", seeds=(0, 1, 2), num_steps=6, dtype="float64", **values)
+        weights = initial_weights(config)
+        weights["D"]["out.w"][1, 0, 0], weights["G"]["g1.b"][2, 0] = np.nan, np.inf
+        fused, eager = (_bits(*_run(twin, config, f, weights)) for f in (True, False))
+        names = ["curves", *(f"{net} {k}" for net in ("G", "D") for k in sorted(weights[net]))]
+        out["nonfinite"] &= all(np.array_equal(np.isnan(a), np.isnan(b)) and np.array_equal(np.isinf(a), np.isinf(b))
+                                for name, a, b in zip(names, fused, eager, strict=True) if name != "D mbd.b")
+
         config = make_config("2017", seeds=STACK_SEEDS, num_steps=STEPS, **values)
         stack, again = _run(twin, config, True), _run(twin, config, True)
         alone = _bits(*_run(twin, config.with_seeds(STACK_SEEDS[2:3]), True))
@@ -91,6 +101,7 @@ def results(device: str) -> dict:
 def _check(out: dict, agreement, where: str) -> None:
     assert out.pop("stack") is True, "a seed's bits differ alone and in a stack"
     assert out.pop("repeat") is True, "the same run twice gave other bits"
+    assert out.pop("nonfinite") is True, "a diverged seed's NaN or infinite values differ from the eager step's"
     assert len(out) == len(CASES) * len(BOUNDS)
     for dtype, bound in BOUNDS.items():
         worst = max(v for k, v in out.items() if k.endswith(dtype))
