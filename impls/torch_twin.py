@@ -423,10 +423,15 @@ def _indexed_step(config: ExperimentConfig, state: dict, inputs: dict, counters:
     step serves chunks of every length."""
     i, t = counters["i"], counters["t"]
     row = train_step(config, state, {k: torch.index_select(inputs[k], 0, i)[0] for k in STEP_INPUTS}, t)
-    with torch.no_grad():
-        i.add_(1)
-        t.add_(1)
+    _advance(counters)
     return row
+
+
+def _advance(counters: dict) -> None:
+    """The row counter i and the step number t, each one on (on the device)."""
+    with torch.no_grad():
+        counters["i"].add_(1)
+        counters["t"].add_(1)
 
 
 class StaticStep:
@@ -479,9 +484,7 @@ class StaticStep:
         """Step i of the chunk (eagerly); its curve row."""
         if self.fused is not None:
             self.fused.step(self.state, self.inputs, self.counters, self.row)
-            with torch.no_grad():
-                self.counters["i"].add_(1)
-                self.counters["t"].add_(1)
+            _advance(self.counters)
             return self.row
         if self.indexed:
             return _indexed_step(self.config, self.state, self.inputs, self.counters, self.train_step)
