@@ -143,6 +143,9 @@ def test_cpu_vendor_and_family_and_the_known_differences(monkeypatch):
     assert isa.cpu_vendor_family() == ("GenuineIntel", 6) and isa.known_report_difference("image-smoke") is None
     fields.clear()
     assert isa.cpu_vendor_family() == ("", -1) and isa.known_report_difference("image-smoke") is None
+    assert "known not to" not in isa.describe()
+    fields.update({"vendor_id": "AuthenticAMD", "cpu family": "26"})
+    assert "known not to regenerate reports/image-smoke byte for byte on this CPU" in isa.describe()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -203,6 +203,12 @@ def warn_if_unpinned() -> None:
 
 
 def describe() -> str:
-    """One line: whether the pin is in force, and why not."""
+    """One line: whether the pin is in force, and why not; the committed reports this CPU is known not to
+    regenerate byte for byte, if any (:data:`KNOWN_REPORT_DIFFERENCES`)."""
     info = status()
-    return ("pinned to x86-64-v3 (AVX2 + FMA) on every CPU" if info["pinned"] else f"not pinned: {info['reason']}")
+    text = "pinned to x86-64-v3 (AVX2 + FMA) on every CPU" if info["pinned"] else f"not pinned: {info['reason']}"
+    known = [f"reports/{grid}" for grid in KNOWN_REPORT_DIFFERENCES if known_report_difference(grid)]
+    if known:
+        text += (f"; known not to regenerate {', '.join(known)} byte for byte on this CPU "
+                 "(README, 'The same bytes on every x86-64 CPU')")
+    return text
