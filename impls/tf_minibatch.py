@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import math
 
+from ganrepro.impls import import_order  # noqa: F401  (Triton's LLVM before TensorFlow's: impls/import_order.py)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 

@@ -23,6 +23,7 @@ from ganrepro.schedules import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
 from ganrepro.streams import Chunk, Pretraining, noise_routing, pad_to_batches, with_noise
 from ganrepro.weights import discriminator_shapes, generator_shapes
 
+from .import_order import check_torch_after_tensorflow
 from .interface import CURVES, in_curve_order
 from .torch_minibatch import kernel_sums
 
@@ -54,6 +55,7 @@ def configure() -> None:
     with SIMD kernels, results stay deterministic but a seed alone and the same seed in a stack
     may differ in the last bits: we warn.
     """
+    check_torch_after_tensorflow()  # deterministic mode imports Triton: not after TensorFlow's LLVM
     if torch.backends.cpu.get_cpu_capability() != "DEFAULT":
         warnings.warn("torch was imported before ganrepro set ATEN_CPU_CAPABILITY=default: runs are "
                       "deterministic, but a seed's last bits may depend on its stack", RuntimeWarning, stacklevel=2)

@@ -15,7 +15,9 @@ import ganrepro  # noqa: F401  (first: its instruction-set pin must precede NumP
 import numpy as np
 import pytest
 
-from ganrepro.impls import FRAMEWORKS, available, get_backend
+from ganrepro.impls import FRAMEWORKS, available, get_backend, import_order
+
+assert import_order  # imported for its effect: Triton before any test imports TensorFlow (its docstring)
 
 _AGREEMENT: list[tuple[str, str, float, float]] = []  # (test node id, quantity, reached, bound)
 

@@ -112,6 +112,9 @@ def make_case(framework: str, formulation: str, batch: int, pass_: str, device: 
         info: dict[str, Any] = {"capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else "cuda",
                 "framework_version": torch.__version__}
     elif framework == "tf":
+        from ..impls.import_order import triton_before_tensorflow
+
+        triton_before_tensorflow()
         import tensorflow as tf
 
         from ..impls import get_backend
@@ -217,6 +220,9 @@ def matmul_rate(framework: str, device: str = "cpu", n: int = MATMUL_N) -> float
             torch.matmul(x, x)
             sync()
     else:
+        from ..impls.import_order import triton_before_tensorflow
+
+        triton_before_tensorflow()
         import tensorflow as tf
 
         with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):

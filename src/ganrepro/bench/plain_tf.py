@@ -29,6 +29,9 @@ kernels).
 """
 from __future__ import annotations
 
+from ganrepro.impls import import_order  # noqa: F401  (Triton's LLVM before TensorFlow's: impls/import_order.py)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 

@@ -142,6 +142,9 @@ def stacked_inputs(protocol: str, minibatch: bool, stack: int, steps: int):
 
 def _configure_tf_gpu() -> None:
     """TensorFlow on a GPU: allocate as needed (its default takes nearly all the memory at the first op)."""
+    from ..impls.import_order import triton_before_tensorflow
+
+    triton_before_tensorflow()
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
