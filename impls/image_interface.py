@@ -42,8 +42,8 @@ def paired(tree, axis: int = 0):
     """A lone seed run as a stack of two: every array of ``tree`` (an array, or a dict, tuple or list
     of them) whose ``axis`` has size 1 is repeated to size 2 (the seed and a copy of it).
 
-    Some kernels take another path for a stack of one than for more (oneDNN's ungrouped
-    convolution, XLA's reductions once the size-1 seed axis is dropped), which rounds differently;
+    Some kernels take another path for a stack of one than for more (XLA's reductions once the
+    size-1 seed axis is dropped), which rounds differently;
     the twins' entry points (``init_state``, ``train_chunk``, ``generate``, ``forward_and_gradients``)
     therefore never compute a stack of one, and a seed alone gives the same bits as in any stack.
     """

@@ -7,8 +7,10 @@ runs a Python loop, this twin runs a ``tf.while_loop`` inside one ``tf.function(
 per chunk shape; ``generate``, ``forward_and_gradients`` and ``vjp`` are compiled too, so the
 ladder checks the code XLA runs in training.
 
-Convolutions are written in the spec's layout as patch matrices and a batched matrix product
-over the seed axis: conv = the (u, v, c) patches of the padded input times the kernel as a
+Every float32 matrix product is the exact product (``tf_exact_product``, docs/images.md#products),
+whose bits no library chooses (XLA's own float32 products take Eigen's cache-sized blocks, which differ
+between CPU models). Convolutions are written in the spec's layout as patch matrices and a batched
+matrix product over the seed axis: conv = the (u, v, c) patches of the padded input times the kernel as a
 (16 C_in, C_out) matrix; the transposed conv = the input times the kernel as a (C_in, 16 C_out)
 matrix, its 16 taps then added into the output at 2i + u - 1 (four shifted, zero-padded blocks).
 XLA's grouped convolution (seeds folded into channels) is expanded to a dense one, S times the
@@ -43,6 +45,7 @@ from ganrepro.image.weights import discriminator_shapes, generator_shapes
 from . import tf_twin  # its import runs configure(): the deterministic set-up; its DEVICE is ours
 from .image_interface import CURVES, GENERATE_GROUP, paired, unpaired
 from .interface import in_curve_order
+from .tf_exact_product import product  # float32 products whose bits no library chooses
 from .tf_twin import _on_device  # runs an entry point under tf.device of the chosen device
 
 NAME = "tf"
@@ -82,7 +85,7 @@ def dense(x, w, b=None):
     if w.shape[-1] == 1:
         y = tf.reduce_sum(x * tf.expand_dims(w[..., 0], -2), -1, keepdims=True)
     else:
-        y = tf.matmul(x, w)
+        y = product(x, w)
     return y if b is None else y + tf.expand_dims(b, -2)
 
 
@@ -104,7 +107,7 @@ def conv(x, w, b=None):
     s, n, h, wd, c_in = x.shape
     k, c_out = w.shape[1], w.shape[-1]
     rows = tf.reshape(_patches(x, k), [s, n * (h // STRIDE) * (wd // STRIDE), k * k * c_in])
-    y = tf.matmul(rows, tf.reshape(w, [s, k * k * c_in, c_out]))
+    y = product(rows, tf.reshape(w, [s, k * k * c_in, c_out]))
     return _bias(tf.reshape(y, [s, n, h // STRIDE, wd // STRIDE, c_out]), b)
 
 
@@ -119,7 +122,7 @@ def conv_transpose(x, w, b=None):
     k, c_out = w.shape[1], w.shape[-1]
     assert k == 2 * STRIDE, "the spec's kernel is 4 with stride 2"
     kernel = tf.reshape(tf.transpose(w, [0, 3, 1, 2, 4]), [s, c_in, k * k * c_out])
-    taps = tf.matmul(tf.reshape(x, [s, n * h * wd, c_in]), kernel)
+    taps = product(tf.reshape(x, [s, n * h * wd, c_in]), kernel)
     taps = tf.reshape(taps, [s * n, h, wd, 2, 2, 2, 2, c_out])  # (a, r, b, t); at most 8 axes for eager slicing
     total = None
     for a in range(2):

@@ -5,21 +5,19 @@ differ only in framework idioms. Activations are (S, B, H, W, C), kernels (S, k,
 importing ``torch_twin`` first runs its ``configure()`` (deterministic kernels, no TF32, one thread,
 ATen's scalar kernels).
 
-The DCGAN's feature maps are kept in PyTorch's native NCHW layout with the seeds folded into the
-channels, (B, S*C, H, W) ("folded"), and each convolution is one grouped oneDNN convolution
-(groups = S: each seed is its own group); batch norm is PyTorch's native one per folded channel. The layer
-functions take and return the spec's layout and fold around the same code. A group's numbers do
-not depend on the other groups; oneDNN takes another code path for groups = 1, so a lone seed runs
-as a stack of two (``image_interface.paired``). Patch matrices times the kernel (the TensorFlow
-twin's formulation) are exact too, but PyTorch's matmul goes to MKL, whose instruction-set-pinned
-path (``MKL_CBWR=COMPATIBLE``) is 5 times slower than its AVX2 one: 2 to 4 times slower per layer.
+Convolutions are patch matrices times the kernel, as in the TensorFlow twin, with PyTorch's own
+im2col and col2im (``F.unfold``, ``F.fold``). Every float32 matrix product is the exact product
+(``torch_exact_product``, docs/images.md#products), whose bits no library chooses: the twin's float32
+layers give the TensorFlow twin's bits, on any CPU. Batch norm is PyTorch's native one, on the seeds
+folded into the channels, (B, S*C, H, W). Square roots are correctly rounded (``torch_twin._sqrt``),
+not MKL's. A lone seed runs as a stack of two (``image_interface.paired``), as in the TensorFlow twin.
 
 Device: ``use_device`` picks it (``torch_twin.use_device``, whose ``DEVICE`` this twin's tensors are
 made on too); the NumPy-facing entry points copy their inputs there and their results back. On
-CUDA the same code runs (the folded grouped convolutions go to cuDNN, and a lone seed still runs
-as a stack of two), under ``torch_twin.configure``'s determinism: deterministic algorithms (every
-op here has a deterministic CUDA kernel: no scatter, index_add or cumsum), cuDNN deterministic
-and not benchmarking, TF32 off, cuBLAS's fixed workspace.
+CUDA the same code runs (the exact products' integer sums in float64 on cuBLAS), under
+``torch_twin.configure``'s determinism: deterministic algorithms (every op here has a deterministic
+CUDA kernel: no scatter, index_add or cumsum; col2im gathers), cuDNN deterministic and not
+benchmarking, TF32 off, cuBLAS's fixed workspace.
 """
 from __future__ import annotations
 
@@ -40,7 +38,8 @@ from ganrepro.image.weights import discriminator_shapes, generator_shapes
 from . import torch_twin  # its import runs configure(): the deterministic set-up; its DEVICE is ours
 from .image_interface import CURVES, GENERATE_GROUP, paired, unpaired
 from .interface import in_curve_order
-from .torch_twin import _host, _tensor  # NumPy to the chosen device and back
+from .torch_exact_product import product  # float32 products whose bits no library chooses
+from .torch_twin import _host, _sqrt, _tensor  # NumPy to the chosen device and back; a correctly rounded sqrt
 
 NAME = "torch"
 STRIDE, PAD = 2, 1
@@ -73,11 +72,47 @@ def to_numpy(tensors: dict) -> dict:
 def dense(x, w, b=None):
     """y = x W (+ b): x (S, B, n_in), W (S, n_in, n_out), b (S, n_out).
 
-    One output is a dot product, written as a product summed over n_in: MKL's matrix-vector path
-    rounds differently for a stack of one than for more.
+    One output is a dot product, written as a product summed over n_in (as the TensorFlow twin does);
+    more are the exact product (``torch_exact_product``).
     """
-    y = (x * w[..., 0].unsqueeze(-2)).sum(-1, keepdim=True) if w.shape[-1] == 1 else torch.matmul(x, w)
+    y = (x * w[..., 0].unsqueeze(-2)).sum(-1, keepdim=True) if w.shape[-1] == 1 else product(x, w)
     return y if b is None else y + b.unsqueeze(-2)
+
+
+def _bias(y, b):
+    """y + b[o] over (S, B, H, W, C)."""
+    return y if b is None else y + b[:, None, None, None, :]
+
+
+def conv(x, w, b=None):
+    """y[s,b,i,j,o] = b[o] + sum_{u,v,c} xp[s,b,2i+u,2j+v,c] W[s,u,v,c,o], xp = x zero-padded by 1:
+    the patches (S, B H/2 W/2, C_in k k) times W as (S, C_in k k, C_out).
+
+    The patches are ``F.unfold``'s (im2col), whose entries run (c, u, v) where the TensorFlow twin's run
+    (u, v, c); the exact product does not depend on the order of its K terms, so the two agree bit for bit.
+    """
+    s, n, h, wd, c_in = x.shape
+    k, c_out = w.shape[1], w.shape[-1]
+    cols = F.unfold(x.reshape(s * n, h, wd, c_in).permute(0, 3, 1, 2), k, padding=PAD, stride=STRIDE)
+    rows = cols.transpose(1, 2).reshape(s, n * (h // STRIDE) * (wd // STRIDE), c_in * k * k)
+    y = product(rows, w.permute(0, 3, 1, 2, 4).reshape(s, c_in * k * k, c_out))
+    return _bias(y.reshape(s, n, h // STRIDE, wd // STRIDE, c_out), b)
+
+
+def conv_transpose(x, w, b=None):
+    """y[s,b,p,q,o] = b[o] + sum x[s,b,i,j,c] W[s,u,v,c,o] over 2i+u-1 = p, 2j+v-1 = q (conv's adjoint).
+
+    taps = x (S, B H W, C_in) times W as (S, C_in, C_out k k), each tap then added into its output pixel by
+    ``F.fold`` (col2im): a pixel's taps in the order (u, v), from zero, the order of the TensorFlow twin's
+    four blocks.
+    """
+    s, n, h, wd, c_in = x.shape
+    k, c_out = w.shape[1], w.shape[-1]
+    kernel = w.permute(0, 3, 4, 1, 2).reshape(s, c_in, c_out * k * k)
+    taps = product(x.reshape(s, n * h * wd, c_in), kernel)
+    cols = taps.reshape(s * n, h * wd, c_out * k * k).transpose(1, 2)
+    y = F.fold(cols, (STRIDE * h, STRIDE * wd), k, padding=PAD, stride=STRIDE)  # (S B, C_out, 2H, 2W)
+    return _bias(y.reshape(s, n, c_out, STRIDE * h, STRIDE * wd).permute(0, 1, 3, 4, 2), b)
 
 
 def _fold(x):
@@ -90,59 +125,6 @@ def _unfold(y, s):
     """(B, S*C, H, W) -> (S, B, H, W, C)."""
     n, sc, h, wd = y.shape
     return y.reshape(n, s, sc // s, h, wd).permute(1, 0, 3, 4, 2)
-
-
-def _grouped(op, x, kernel, s, **kw):
-    """op(x, kernel, groups=S) on folded tensors (NCHW-contiguous, the layout oneDNN's grouped kernels get in
-    training). For S = 1 oneDNN takes its ungrouped path, which rounds differently: the entry points never
-    compute a stack of one (``image_interface.paired``)."""
-    return op(x.contiguous(), kernel.contiguous(), groups=s, **kw)
-
-
-def _folded_bias(y, b):
-    """y + b[s, o] on a folded (B, S*C, H, W) tensor."""
-    return y if b is None else y + b.reshape(1, -1, 1, 1)
-
-
-def _conv_folded(x, w, b=None):
-    """conv on folded tensors: x (B, S*C_in, H, W), W (S, k, k, C_in, C_out) -> (B, S*C_out, H/2, W/2):
-    conv2d(stride 2, padding 1, groups S) with the kernel of seed s as OIHW, W[s].permute(3, 2, 0, 1)."""
-    s, k, c_in, c_out = w.shape[0], w.shape[1], w.shape[3], w.shape[4]
-    kernel = w.permute(0, 4, 3, 1, 2).reshape(s * c_out, c_in, k, k)
-    return _folded_bias(_grouped(F.conv2d, x, kernel, s, stride=STRIDE, padding=PAD), b)
-
-
-def _conv_transpose_folded(x, w, b=None):
-    """conv_transpose on folded tensors: x (B, S*C_in, H, W) -> (B, S*C_out, 2H, 2W).
-
-    C_out > 1: conv_transpose2d(stride 2, padding 1, groups S), kernel (C_in, C_out, k, k) per seed.
-    C_out = 1 (G's last layer): oneDNN's stride-2 path is 3 to 4 times slower there, so the same sum
-    is taken as a stride-1 transposed conv with 2x2 kernels and 4 C_out channels, u = 2a + r,
-    v = 2b + t: tap (a, b) of channel (o, r, t) is W[2a+r, 2b+t, c, o]; input pixel (i, j) lands at
-    block (i + a, j + b), and pixel (2I + r, 2J + t) of the pixel-shuffled (2H + 2, 2W + 2) result is
-    the padded output, whose border row and column are dropped.
-    """
-    s, k, c_in, c_out = w.shape[0], w.shape[1], w.shape[3], w.shape[4]
-    if c_out > 1:
-        kernel = w.permute(0, 3, 4, 1, 2).reshape(s * c_in, c_out, k, k)
-        return _folded_bias(_grouped(F.conv_transpose2d, x, kernel, s, stride=STRIDE, padding=PAD), b)
-    half = k // STRIDE
-    kernel = w.reshape(s, half, STRIDE, half, STRIDE, c_in, c_out).permute(0, 5, 6, 2, 4, 1, 3)
-    kernel = kernel.reshape(s * c_in, c_out * STRIDE * STRIDE, half, half)
-    y = F.pixel_shuffle(_grouped(F.conv_transpose2d, x, kernel, s), STRIDE)
-    return _folded_bias(y[:, :, PAD:-PAD, PAD:-PAD], b)
-
-
-def conv(x, w, b=None):
-    """y[s,b,i,j,o] = b[o] + sum_{u,v,c} xp[s,b,2i+u,2j+v,c] W[s,u,v,c,o], xp = x zero-padded by 1
-    (computed folded, see ``_conv_folded``)."""
-    return _unfold(_conv_folded(_fold(x), w, b), x.shape[0])
-
-
-def conv_transpose(x, w, b=None):
-    """y[s,b,p,q,o] = b[o] + sum x[s,b,i,j,c] W[s,u,v,c,o] over 2i+u-1 = p, 2j+v-1 = q (conv's adjoint;
-    computed folded, see ``_conv_transpose_folded``)."""
-    return _unfold(_conv_transpose_folded(_fold(x), w, b), x.shape[0])
 
 
 def _batch_norm_folded(x, gamma, beta):
@@ -207,29 +189,27 @@ def softplus(x):
 
 # ---- networks -------------------------------------------------------------------------------
 def _bn(x, p, stats, name, moments):
-    """Batch norm ``name`` on a folded tensor: training mode if stats is None (its (mu, var, n) put in
-    moments), else inference mode."""
+    """Batch norm ``name``: training mode if stats is None (its (mu, var, n) put in moments), else inference."""
     gamma, beta = p[f"{name}.gamma"], p[f"{name}.beta"]
     if stats is not None:
-        return _batch_norm_inference_folded(x, gamma, beta, stats[f"{name}.mean"], stats[f"{name}.var"])
-    y, mu, var = _batch_norm_folded(x, gamma, beta)
-    moments[name] = (mu, var, x.shape[0] * x.shape[2] * x.shape[3])
+        return batch_norm_inference(x, gamma, beta, stats[f"{name}.mean"], stats[f"{name}.var"])
+    y, mu, var = batch_norm(x, gamma, beta)
+    moments[name] = (mu, var, math.prod(x.shape[1:-1]))
     return y
 
 
 def generator(config: ImageConfig, p: dict, z, stats=None):
-    """G(z) -> (images (S, B, H, W), moments {bn name: (mu, var, n)}); training mode if stats is None.
-    The DCGAN's feature maps are kept folded, (B, S*C, H, W), from the dense layer to the output."""
+    """G(z) -> (images (S, B, H, W), moments {bn name: (mu, var, n)}); training mode if stats is None."""
     s, n, side = z.shape[0], z.shape[1], config.image_size
     moments: dict = {}
     if config.model == "linear":
         h = leaky_relu(dense(z, p["g0.w"], p["g0.b"]))
         return torch.sigmoid(dense(h, p["g1.w"], p["g1.b"])).reshape(s, n, side, side), moments
     s0, f2 = config.first_map, 2 * config.base_width
-    h = _fold(dense(z, p["g0.w"]).reshape(s, n, s0, s0, f2))
+    h = dense(z, p["g0.w"]).reshape(s, n, s0, s0, f2)
     h = leaky_relu(_bn(h, p, stats, "g0.bn", moments))
-    h = leaky_relu(_bn(_conv_transpose_folded(h, p["g1.w"]), p, stats, "g1.bn", moments))
-    return torch.sigmoid(_conv_transpose_folded(h, p["g2.w"], p["g2.b"])).transpose(0, 1), moments
+    h = leaky_relu(_bn(conv_transpose(h, p["g1.w"]), p, stats, "g1.bn", moments))
+    return torch.sigmoid(conv_transpose(h, p["g2.w"], p["g2.b"])).squeeze(-1), moments
 
 
 def update_stats(stats: dict, moments: dict) -> dict:
@@ -242,15 +222,14 @@ def update_stats(stats: dict, moments: dict) -> dict:
 
 
 def discriminator(config: ImageConfig, p: dict, x):
-    """D(x) -> logits (S, B) for x (S, B, H, W), batch statistics; flatten row-major over (H, W, C).
-    The DCGAN's feature maps are folded, (B, S*C, H, W), until the flatten."""
+    """D(x) -> logits (S, B) for x (S, B, H, W), batch statistics; flatten row-major over (H, W, C)."""
     s, n = x.shape[0], x.shape[1]
     if config.model == "linear":
         h = leaky_relu(dense(x.reshape(s, n, -1), p["d0.w"], p["d0.b"]))
         return dense(h, p["d1.w"], p["d1.b"]).squeeze(-1)
-    h = leaky_relu(_conv_folded(x.transpose(0, 1), p["d0.w"], p["d0.b"]))
-    h = leaky_relu(_bn(_conv_folded(h, p["d1.w"]), p, None, "d1.bn", {}))
-    return dense(_unfold(h, s).reshape(s, n, -1), p["d2.w"], p["d2.b"]).squeeze(-1)
+    h = leaky_relu(conv(x.unsqueeze(-1), p["d0.w"], p["d0.b"]))
+    h = leaky_relu(_bn(conv(h, p["d1.w"]), p, None, "d1.bn", {}))
+    return dense(h.reshape(s, n, -1), p["d2.w"], p["d2.b"]).squeeze(-1)
 
 
 # ---- losses ---------------------------------------------------------------------------------
@@ -285,13 +264,13 @@ def adam_update(theta, grad, slots, lr):
     m, v = slots
     m = ADAM_BETA1 * m + (1 - ADAM_BETA1) * grad
     v = ADAM_BETA2 * v + (1 - ADAM_BETA2) * (grad * grad)
-    return theta - lr * m / (torch.sqrt(v) + ADAM_EPS), (m, v)
+    return theta - lr * m / (_sqrt(v) + ADAM_EPS), (m, v)
 
 
 def l2_norm(t):
     """Per seed L2 norm over all entries of an (S, ...) tensor."""
     flat = t.reshape(t.shape[0], -1)
-    return torch.sqrt((flat * flat).sum(-1))
+    return _sqrt((flat * flat).sum(-1))
 
 
 # ---- training -------------------------------------------------------------------------------

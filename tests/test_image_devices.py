@@ -255,7 +255,7 @@ def test_cpu_and_cuda_image_runs_agree_in_float64(model, back_to_cpu, agreement)
     """Float64, 10 steps, three seeds: the curves (each relative to its scale over the run), the final
     weights and running statistics, and the latent grid's images at every checkpoint, within 1e-9
     relative (the image ladder's float64 bound, tests/test_image_runs.py: rounding differs between
-    oneDNN/MKL and cuDNN/cuBLAS, 1e-16 per operation, and ten steps amplify it little)."""
+    MKL and cuBLAS, 1e-16 per operation, and ten steps amplify it little)."""
     config = small(model, seeds=(0, 1, 2), steps=10, dtype="float64")
     on_cpu = output_arrays(train(config, "torch", device="cpu", evaluate=False))
     on_cuda = output_arrays(train(config, "torch", device="cuda", evaluate=False))

@@ -7,10 +7,10 @@ which a copy of the run with initial weights perturbed by one unit in the last p
 replicas) departs by more than TRIGGER; up to it the twins must agree within BOUND on every curve.
 Where the horizon is the whole run, the final weights and the 10,000 evaluation images must
 agree too. Every cell of distinct networks and losses is checked: each model, each G loss, z-dim
-2 and 7, and the frozen G. In float64, as the issue's rung (c) asks: in float32 the twins'
-convolutions sum their 16 C taps in different orders (a grouped oneDNN convolution against patch
-matrices), so a step's float32 results differ by up to ~5e-6 relative (rung (b):
-tests/test_image_twins.py), 40 times a one-ulp perturbation, and a one-ulp sensitivity horizon
+2 and 7, and the frozen G. In float64, as the issue's rung (c) asks: in float32 the twins' products
+are the same bits (the exact product, docs/images.md#products), but their elementwise functions,
+reductions and batch norms round differently, so a step's float32 results differ by up to ~5e-6
+relative (rung (b): tests/test_image_twins.py), 40 times a one-ulp perturbation, and a one-ulp sensitivity horizon
 does not bound their whole runs; the float32 bound of rung (b) is what holds per step (measured:
 whole 60-step float32 runs differ by up to 4e-3 on the curves before the one-ulp horizon).
 """

@@ -29,9 +29,12 @@ BLAS and LAPACK)                                                   (the image tr
                                                                    the 1D track's numbers do not)
 =====================  ==========================================  ==============================
 
-Two things the pin cannot reach: MKL's vector square root, whose last bit depends on the CPU's vendor
-whatever ``MKL_CBWR`` says (the 1D PyTorch twin takes NumPy's instead, ``torch_twin._sqrt``), and what
-:data:`KNOWN_REPORT_DIFFERENCES` lists (the image track on an AMD Zen 5).
+Two things the pin cannot reach, so the twins avoid them: MKL's vector square root, whose last bit
+depends on the CPU's vendor whatever ``MKL_CBWR`` says (the PyTorch twins take NumPy's instead,
+``torch_twin._sqrt``), and the order in which a library adds a large matrix product's terms, which it
+picks by CPU model (the image twins' float32 products are exact products, ``numpy_exact_product``).
+A committed report that a CPU is still known not to regenerate is listed in
+:data:`KNOWN_REPORT_DIFFERENCES` (none is).
 
 The environment variables must be in place before each library loads, so :func:`pin` runs when
 ``ganrepro`` is first imported (``ganrepro/__init__.py``), before anything imports NumPy; the
@@ -102,18 +105,12 @@ def cpu_vendor_family() -> tuple[str, int]:
     return _cpuinfo_field("vendor_id"), int(family) if family.isdigit() else -1
 
 
-KNOWN_REPORT_DIFFERENCES = {
-    "image-smoke": {
-        ("AuthenticAMD", 26): "an AMD Zen 5 (family 26), measured on 2026-12-05: the image track's runs differ "
-                              "from the committed ones (made on an Intel Xeon) in both frameworks, PyTorch's through "
-                              "MKL's square root in Adam (its last bit depends on the CPU's vendor), TensorFlow's "
-                              "through its matrix products (likely: oneDNN's sgemm on blocks that Eigen sizes from "
-                              "the CPU's caches); README, 'The same bytes on every x86-64 CPU'",
-    },
-}
+KNOWN_REPORT_DIFFERENCES: dict[str, dict[tuple[str, int], str]] = {}
 """{grid: {(vendor, family): why}}: the committed ``reports/<grid>`` that a CPU is known *not* to regenerate
 byte for byte, despite the pin. The byte comparisons (``tests/test_isa.py``, ``.ci/run``) expect a difference
-there, and fail if there is none (so a fix shows). The 1D track's reports have no entry."""
+there, and fail if there is none (so a fix shows). Empty: the one entry there was, ``image-smoke`` on an AMD
+Zen 5 (family 26), went with the image track's exact products and correctly rounded square roots
+(docs/images.md#products)."""
 
 
 def known_report_difference(grid: str) -> str | None:
