@@ -15,6 +15,7 @@ os.environ.setdefault("ATEN_CPU_CAPABILITY", "default")  # one rounding path per
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, required on CUDA by configure()
 
 import numpy as np
+import threadpoolctl
 import torch
 
 from ganrepro.config import LOG_CLIP, ExperimentConfig
@@ -44,7 +45,9 @@ STACK_LIMIT = None
 
 
 def configure() -> None:
-    """Deterministic kernels, no TF32, one intra-op thread (runs are parallel across processes).
+    """Deterministic kernels, no TF32, one intra-op thread (runs are parallel across processes), and NumPy's
+    BLAS on one thread too (the image twin's CPU products are NumPy's, ``torch_exact_product``: with a BLAS
+    thread per core in each of a sweep's workers, a 2-core machine ran the image grid 3 times slower).
 
     ATen's SIMD kernels compute the tail of a tensor that does not fill a whole vector with
     scalar code whose rounding differs from the vector code's; a seed's numbers would then depend
@@ -65,6 +68,7 @@ def configure() -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.set_num_threads(1)
+    threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # kept: not used as a context manager
 
 
 configure()

@@ -167,3 +167,16 @@ def test_the_image_twins_float32_layers_agree_bit_for_bit(twins, layer):
         return y
 
     assert run(torch_image).tobytes() == run(tf_image).tobytes()
+
+
+@pytest.mark.parametrize("framework", ["torch"], indirect=True)
+def test_the_pytorch_twin_keeps_numpy_s_blas_on_one_thread(framework):
+    """Its CPU products are NumPy's (float64 sums by OpenBLAS): one thread per process, as PyTorch's own, so that
+    a sweep's workers do not compete for the cores (``torch_twin.configure``)."""
+    import threadpoolctl
+
+    from ganrepro.impls import torch_twin
+
+    torch_twin.configure()
+    blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and set(blas) == {1}
