@@ -3,8 +3,8 @@
 The formula and why: ``numpy_exact_product`` (docs/images.md#products). Diff this file against
 ``torch_exact_product.py``. The integer sums are taken in float64 on every device (XLA's int64 product
 on the CPU is a plain loop, 10 to 45 times slower than its float64 one); they are exact, so they are
-the PyTorch twin's int64 sums, and the twins give the same bits. The gradient is the exact product
-too: dA = dY B^T, dB = A^T dY.
+the PyTorch twin's and the NumPy reference's sums, and the three give the same bits. The gradient is
+the exact product too: dA = dY B^T, dB = A^T dY.
 """
 from __future__ import annotations
 
