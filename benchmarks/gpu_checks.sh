@@ -36,7 +36,7 @@
 # exits with the worst status. PACK=FILE: after every part, everything under OUT except the runs is
 # packed into FILE (a .tar.gz), so that a call cut short still returns what was measured.
 #
-# A dry run on a machine without a GPU checks the script itself (about 3 minutes on 2 cores; the CUDA
+# A dry run on a machine without a GPU checks the script itself (under 2 minutes on 2 cores; the CUDA
 # tests skip, fused and compiled run the eager step, so the parts after them say they fall back):
 #   DEVICE=cpu GRID=smoke BENCH_FLAGS=--quick FUSED_STACKS=1 PROBE_STACKS=1 bash benchmarks/gpu_checks.sh
 set -u

@@ -59,8 +59,8 @@ for protocol, minibatch, framework, overrides in cases:
         digest.update(np.ascontiguousarray(array).tobytes())
     for record in records.score(output):
         digest.update(records.dumps(records.metrics_only(record)).encode())
-# the image track: the exact products (NumPy and ATen's int64 product in PyTorch, XLA in TF), MKL's vector
-# math, XLA, and NumPy's BLAS in the
+# the image track: the exact products (NumPy's float64 BLAS under PyTorch on the CPU, XLA in TF), MKL's
+# vector math, XLA, and NumPy's BLAS in the
 # classifier (trained here: GANREPRO_CACHE is a fresh folder) and in the Parzen window
 from ganrepro.image.config import ImageConfig
 from ganrepro.image.training import train as train_image
